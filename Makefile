@@ -1,0 +1,91 @@
+# The front door. Every target installs what it needs first (into .venv) unless VENV is set to
+# an existing environment, e.g. `make test VENV=/opt/myenv`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# On machines that keep a local torch CPU wheel (like CI), pip finds it through PIP_FIND_LINKS.
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+RECIPE ?= recipes/qwen2.5-vl-3b/qlora.yaml
+DATA_RECIPE ?= recipes/data/crohme.yaml
+MODEL ?= artifacts/tiny-qwen2.5-vl
+SETS ?= crohme2014,crohme2016,crohme2019
+BACKEND ?= auto
+OUT ?= outputs
+ARGS ?=
+
+.PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
+        eval-hme100k score export predict bench bench-data bench-train bench-eval clean
+
+help:  ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@echo ">> creating the virtual environment in $(VENV) and installing the CPU requirements"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt
+	@# deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
+	@# against the torch installed above rather than a fresh one from the index.
+	DS_BUILD_OPS=0 $(PIP) install $(PIP_FLAGS) --no-build-isolation -r requirements-deepspeed.txt
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+
+install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
+	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
+
+test: $(STAMP)  ## Run the test suite
+	$(PY) -m pytest -q $(ARGS)
+
+quality: $(STAMP)  ## Lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+demo: $(STAMP)  ## End to end on the bundled CROHME sample: data -> fine-tune tiny model -> eval
+	$(PY) -m scripts.demo $(ARGS)
+
+tiny-model: $(STAMP)  ## Build the tiny offline Qwen2.5-VL used by tests and the demo
+	$(PY) -m train.tiny_model --output-dir artifacts/tiny-qwen2.5-vl
+
+data: $(STAMP)  ## Build a training/test dataset from a data recipe (DATA_RECIPE=...)
+	$(PY) -m data_prep.build --config $(DATA_RECIPE) $(ARGS)
+
+finetune: $(STAMP)  ## Fine-tune from a recipe (RECIPE=recipes/<model>/<method>.yaml)
+	$(PY) -m train.launch --config $(RECIPE) $(ARGS)
+
+eval: $(STAMP)  ## Evaluate MODEL on SETS (comma separated)
+	$(PY) -m eval.evaluate --model $(MODEL) --sets $(SETS) --backend $(BACKEND) --output-dir $(OUT)/eval $(ARGS)
+
+eval-crohme: SETS = crohme2014,crohme2016,crohme2019
+eval-crohme: eval  ## Evaluate MODEL on CROHME 2014/2016/2019
+
+eval-hme100k: SETS = hme100k
+eval-hme100k: eval  ## Evaluate MODEL on the HME100K test set
+
+score: $(STAMP)  ## Score predictions files: make score PRED=a.jsonl [PRED2=b.jsonl]
+	$(PY) -m eval.score $(PRED) $(PRED2) $(ARGS)
+
+export: $(STAMP)  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
+	$(PY) -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
+
+predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
+	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)
+
+bench: bench-data bench-train bench-eval  ## All benchmarks
+
+bench-data: $(STAMP)  ## Data preparation throughput
+	$(PY) -m benchmarks.bench_data $(ARGS)
+
+bench-train: $(STAMP)  ## Training throughput and memory (real 3B architecture, random weights)
+	$(PY) -m benchmarks.bench_train $(ARGS)
+
+bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
+	$(PY) -m benchmarks.bench_eval $(ARGS)
+
+clean:  ## Remove build outputs (keeps .venv)
+	rm -rf artifacts outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""Evaluation: inference backends, metrics, reports and scoring."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: model loading, recipes, collators and trainers."""
