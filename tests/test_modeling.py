@@ -87,3 +87,16 @@ def test_adapter_folder_resolves_to_its_base(tmp_path, tiny_model_dir):
     empty.mkdir()
     with pytest.raises(ModelLoadError, match="neither a model folder"):
         resolve_source(str(empty))
+
+
+def test_saved_processor_records_training_bounds(tmp_path, tiny_model_dir):
+    from train.modeling import processor_bounds, save_processor, saved_bounds
+
+    trained = ImageBounds(min_pixels=3136, max_pixels=50176)
+    processor = load_processor(str(tiny_model_dir), bounds=trained)
+    save_processor(processor, tmp_path)
+    (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    assert saved_bounds(str(tmp_path)) == trained
+    # Reloading without explicit bounds reuses the training bounds; explicit bounds still win.
+    assert processor_bounds(load_processor(str(tmp_path))) == trained
+    assert processor_bounds(load_processor(str(tmp_path), bounds=ImageBounds())).max_pixels == MAX_PIXELS

@@ -107,11 +107,37 @@ def _assemble_processor(path: str, bounds: ImageBounds, trust_remote_code: bool)
     return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=chat_template)
 
 
+#: Key our saved processors carry so evaluation reuses the bounds a model was trained with.
+BOUNDS_KEY = "hmer_image_bounds"
+
+
+def saved_bounds(name_or_path: str) -> ImageBounds | None:
+    """The pixel bounds a model folder was fine-tuned with (None for other folders and hub ids)."""
+    config = Path(resolve_source(name_or_path).processor_path) / "preprocessor_config.json"
+    if not config.is_file():
+        return None
+    saved = json.loads(config.read_text()).get(BOUNDS_KEY)
+    return ImageBounds(**saved) if saved else None
+
+
+def processor_bounds(processor: Any) -> ImageBounds:
+    """The pixel bounds a loaded processor applies."""
+    size = processor.image_processor.size
+    return ImageBounds(min_pixels=int(size["shortest_edge"]), max_pixels=int(size["longest_edge"]))
+
+
 def load_processor(
-    name_or_path: str, bounds: ImageBounds = DEFAULT_BOUNDS, trust_remote_code: bool = False
+    name_or_path: str, bounds: ImageBounds | None = None, trust_remote_code: bool = False
 ) -> Any:
-    """The processor for ``name_or_path`` (model or adapter), with the contract's pixel bounds."""
+    """The processor for ``name_or_path`` (model or adapter) with its pixel bounds.
+
+    ``bounds`` None means: the bounds the model was fine-tuned with when the folder records them
+    (our trainer does), else the contract's defaults; a hub model's own (much larger) default is
+    never used, so evaluation matches training.
+    """
     path = resolve_source(name_or_path).processor_path
+    if bounds is None:
+        bounds = saved_bounds(name_or_path) or DEFAULT_BOUNDS
     processor = None
     try:
         from transformers import AutoProcessor
@@ -151,12 +177,22 @@ def save_processor_files(out_dir: str | Path, tokenizer, image_processor, chat_t
         if name == "tokenizer_config.json":
             config.setdefault("chat_template", chat_template)
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    _record_bounds(out_dir, image_processor)
+
+
+def _record_bounds(out_dir: Path, image_processor) -> None:
+    path = Path(out_dir) / "preprocessor_config.json"
+    config = json.loads(path.read_text())
+    size = image_processor.size
+    config[BOUNDS_KEY] = {"min_pixels": int(size["shortest_edge"]), "max_pixels": int(size["longest_edge"])}
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
 
 
 def save_processor(processor, out_dir: str | Path) -> None:
     """Save any processor we loaded (full or image-only) into ``out_dir``."""
     if getattr(processor, "video_processor", None) is not None:
         processor.save_pretrained(out_dir)
+        _record_bounds(Path(out_dir), processor.image_processor)
         return
     save_processor_files(out_dir, processor.tokenizer, processor.image_processor, processor.chat_template)
 
@@ -244,7 +280,7 @@ def load_model(
 
 
 def load_model_and_processor(
-    name_or_path: str, bounds: ImageBounds = DEFAULT_BOUNDS, **model_kwargs: Any
+    name_or_path: str, bounds: ImageBounds | None = None, **model_kwargs: Any
 ) -> tuple[Any, Any]:
     """Model and processor for a hub id, model folder or adapter folder (see :func:`load_model`)."""
     processor = load_processor(

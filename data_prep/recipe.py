@@ -1,0 +1,382 @@
+"""Data recipes: which sources, tasks and test sets one dataset build reads (YAML, validated).
+
+A recipe is a small YAML file (see ``docs/data.md`` and ``recipes/data/``)::
+
+    output_dir: outputs/data/crohme
+    seed: 1234
+    shard_size: 2000
+    max_reject_fraction: 0.02
+    sharegpt: false
+    contamination: {image: exclude, formula: report, perceptual_max_distance: 12}
+    train:
+      - name: crohme_train
+        reader: crohme
+        root: data/raw/crohme
+        split: train
+        options: {edition: comer}
+        tasks: {tree_cot: 1.0, counting: 1.0, error_detection: {synthetic: 1}}
+    test_sets:
+      - {name: crohme2014, reader: crohme, root: data/raw/crohme, split: "2014"}
+
+Unknown keys, wrong types and impossible values fail with a :class:`RecipeError` naming the file
+and the key. Source paths are checked only when asked (``check_paths=True``): recipes name
+downloads that CI machines do not have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_prep.contract import (
+    TASK_COUNTING,
+    TASK_ERROR_CORRECTION,
+    TASK_ERROR_DETECTION,
+    TASK_MAIN,
+    TASK_TREE_COT,
+)
+
+#: Tasks derived from a main record by ``data_prep.tasks.AUX_TASK_BUILDERS``.
+DERIVED_TASKS = (TASK_TREE_COT, TASK_COUNTING)
+#: Tasks built from wrong predictions (``data_prep.tasks.error_driven``).
+ERROR_TASKS = (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION)
+AUX_TASKS = DERIVED_TASKS + ERROR_TASKS
+#: What to do with a training record that matches a test set.
+CONTAMINATION_ACTIONS = ("exclude", "report", "off")
+#: Split names become folder names and dataset split names.
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class RecipeError(ValueError):
+    """A data recipe that cannot be used, with the file and key at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """How often one auxiliary task is derived from a source's main records.
+
+    ``fraction``: share of main records (chosen by a seeded hash of the record id, so the choice is
+    stable across runs and resumes). ``max_records``: cap on the records derived for this source.
+    Error tasks also say where wrong predictions come from: ``synthetic`` (that many synthetic
+    wrong predictions per record) or ``predictions`` (prediction files keyed by record id).
+    """
+
+    fraction: float = 1.0
+    max_records: int | None = None
+    synthetic: int | None = None
+    predictions: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldoutSpec:
+    """Carve a deterministic test set out of a training source (e.g. a demo sample)."""
+
+    name: str
+    fraction: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """One reader call: ``get_reader(reader).read(root, split, rejects, **options)``."""
+
+    name: str
+    reader: str
+    root: str
+    split: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = dataclasses.field(default_factory=dict)
+    max_records: int | None = None
+    holdout: HoldoutSpec | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ContaminationSpec:
+    """Policy for training records that overlap a test set (see ``data_prep.contamination``)."""
+
+    image: str = "exclude"
+    formula: str = "report"
+    perceptual_max_distance: int = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class DataRecipe:
+    output_dir: str
+    train: tuple[SourceSpec, ...] = ()
+    test_sets: tuple[SourceSpec, ...] = ()
+    seed: int = 1234
+    shard_size: int = 2000
+    max_reject_fraction: float | None = None
+    contamination: ContaminationSpec = ContaminationSpec()
+    sharegpt: bool = False
+    num_proc: int = 1
+    path: str = ""
+
+    def content_hash(self) -> str:
+        """Hash of everything that changes the built rows (not where they go or how fast)."""
+        content = dataclasses.asdict(self)
+        for key in ("output_dir", "sharegpt", "num_proc", "path", "max_reject_fraction"):
+            content.pop(key)
+        text = json.dumps(content, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def split_names(self) -> list[str]:
+        """Output splits: every test set (explicit and holdout) first, then ``train``."""
+        names = [s.name for s in self.test_sets]
+        names += [s.holdout.name for s in self.train if s.holdout is not None]
+        return names + (["train"] if self.train else [])
+
+
+# --------------------------------------------------------------------------- #
+# Validation helpers
+# --------------------------------------------------------------------------- #
+
+
+def _fail(where: str, message: str) -> RecipeError:
+    return RecipeError(f"{where}: {message}")
+
+
+def _check_keys(value: Any, allowed: set[str], required: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(where, f"expected a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise _fail(
+            where, f"unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(allowed))}"
+        )
+    missing = sorted(required - set(value))
+    if missing:
+        raise _fail(where, f"missing required key(s) {', '.join(map(repr, missing))}")
+    return value
+
+
+def _int(value: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(where, f"expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _fraction(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise _fail(where, f"expected a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # `split: 2014` in YAML is an int; it names a folder all the same
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _split_name(value: Any, where: str) -> str:
+    name = _str(value, where)
+    if not _SPLIT_NAME.match(name):
+        raise _fail(where, f"{name!r} is not a usable split name (letters, digits, '_', '-', '.')")
+    return name
+
+
+def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
+    if task in DERIVED_TASKS:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return TaskSpec(fraction=_fraction(value, where))
+        spec = _check_keys(value, {"fraction", "max_records"}, set(), where)
+        return TaskSpec(
+            fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
+            max_records=None
+            if spec.get("max_records") is None
+            else _int(spec["max_records"], f"{where}.max_records", 1),
+        )
+    # Error-driven tasks need to know where the wrong predictions come from.
+    spec = _check_keys(value, {"fraction", "max_records", "synthetic", "predictions"}, set(), where)
+    synthetic = spec.get("synthetic")
+    predictions = spec.get("predictions") or []
+    if isinstance(predictions, str):
+        predictions = [predictions]
+    if (synthetic is None) == (not predictions):
+        raise _fail(where, "give exactly one of 'synthetic: N' or 'predictions: [files]'")
+    if not isinstance(predictions, list):
+        raise _fail(f"{where}.predictions", "expected a list of prediction files")
+    return TaskSpec(
+        fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
+        max_records=None
+        if spec.get("max_records") is None
+        else _int(spec["max_records"], f"{where}.max_records", 1),
+        synthetic=None if synthetic is None else _int(synthetic, f"{where}.synthetic", 1),
+        predictions=tuple(_str(p, f"{where}.predictions") for p in predictions),
+    )
+
+
+def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
+    allowed = {"name", "reader", "root", "split", "options", "max_records"}
+    if is_train:
+        allowed |= {"tasks", "holdout"}
+    spec = _check_keys(value, allowed, {"reader", "root", "split"}, where)
+    reader = _str(spec["reader"], f"{where}.reader")
+    name = _split_name(spec.get("name", reader), f"{where}.name")
+    options = spec.get("options") or {}
+    if not isinstance(options, dict):
+        raise _fail(f"{where}.options", "expected a mapping of reader options")
+    tasks: dict[str, TaskSpec] = {}
+    raw_tasks = spec.get("tasks") or {}
+    if not isinstance(raw_tasks, dict):
+        raise _fail(f"{where}.tasks", "expected a mapping task -> weight or spec")
+    for task, task_value in raw_tasks.items():
+        task_where = f"{where}.tasks.{task}"
+        if task == TASK_MAIN:
+            if task_value not in (1, 1.0, True):
+                raise _fail(
+                    task_where, "the main task is always built in full; leave it out or write 'main: 1.0'"
+                )
+            continue
+        if task not in AUX_TASKS:
+            raise _fail(task_where, f"unknown task; known: {', '.join((TASK_MAIN, *AUX_TASKS))}")
+        tasks[task] = _task_spec(task, task_value, task_where)
+    holdout = None
+    if spec.get("holdout") is not None:
+        raw = _check_keys(spec["holdout"], {"name", "fraction"}, {"name", "fraction"}, f"{where}.holdout")
+        holdout = HoldoutSpec(
+            name=_split_name(raw["name"], f"{where}.holdout.name"),
+            fraction=_fraction(raw["fraction"], f"{where}.holdout.fraction"),
+        )
+        if not 0 < holdout.fraction < 1:
+            raise _fail(f"{where}.holdout.fraction", "must be strictly between 0 and 1")
+    max_records = spec.get("max_records")
+    return SourceSpec(
+        name=name,
+        reader=reader,
+        root=_str(spec["root"], f"{where}.root"),
+        split=_str(spec["split"], f"{where}.split"),
+        options=dict(options),
+        tasks=tasks,
+        max_records=None if max_records is None else _int(max_records, f"{where}.max_records", 1),
+        holdout=holdout,
+    )
+
+
+def _check_reader(name: str, where: str) -> None:
+    """Ask the reader registry about ``name``; skipped while ``data_prep.readers`` has no registry."""
+    try:
+        from data_prep.readers import get_reader
+    except ImportError:
+        return
+    try:
+        get_reader(name)
+    except (KeyError, ValueError) as err:
+        raise _fail(where, f"unknown reader {name!r}: {err}") from None
+
+
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
+
+_TOP_KEYS = {
+    "output_dir",
+    "train",
+    "test_sets",
+    "seed",
+    "shard_size",
+    "max_reject_fraction",
+    "contamination",
+    "sharegpt",
+    "num_proc",
+}
+
+
+def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
+    """Validate a recipe mapping (already parsed from YAML) into a :class:`DataRecipe`."""
+    top = _check_keys(data, _TOP_KEYS, {"output_dir"}, where)
+    train = top.get("train") or []
+    tests = top.get("test_sets") or []
+    if not isinstance(train, list) or not isinstance(tests, list):
+        raise _fail(where, "'train' and 'test_sets' are lists of sources")
+    if not train and not tests:
+        raise _fail(where, "the recipe has neither 'train' sources nor 'test_sets'")
+    train_specs = tuple(_source(s, f"{where}: train[{i}]", is_train=True) for i, s in enumerate(train))
+    test_specs = tuple(_source(s, f"{where}: test_sets[{i}]", is_train=False) for i, s in enumerate(tests))
+
+    source_names = [s.name for s in train_specs]
+    if len(set(source_names)) != len(source_names):
+        raise _fail(where, f"train source names must be unique (use 'name:'), got {source_names}")
+    split_names = [s.name for s in test_specs] + [s.holdout.name for s in train_specs if s.holdout]
+    if "train" in split_names or len(set(split_names)) != len(split_names):
+        raise _fail(where, f"test set names must be unique and not 'train', got {split_names}")
+
+    for spec in train_specs + test_specs:
+        _check_reader(spec.reader, f"{where}: source {spec.name!r}")
+
+    contamination = _check_keys(
+        top.get("contamination") or {},
+        {"image", "formula", "perceptual_max_distance"},
+        set(),
+        f"{where}: contamination",
+    )
+    for key in ("image", "formula"):
+        if contamination.get(key, "exclude") not in CONTAMINATION_ACTIONS:
+            raise _fail(
+                f"{where}: contamination.{key}", f"expected one of {', '.join(CONTAMINATION_ACTIONS)}"
+            )
+    max_reject = top.get("max_reject_fraction")
+    sharegpt = top.get("sharegpt", False)
+    if not isinstance(sharegpt, bool):
+        raise _fail(f"{where}: sharegpt", "expected true or false")
+    return DataRecipe(
+        output_dir=_str(top["output_dir"], f"{where}: output_dir"),
+        train=train_specs,
+        test_sets=test_specs,
+        seed=_int(top.get("seed", 1234), f"{where}: seed"),
+        shard_size=_int(top.get("shard_size", 2000), f"{where}: shard_size", 1),
+        max_reject_fraction=None
+        if max_reject is None
+        else _fraction(max_reject, f"{where}: max_reject_fraction"),
+        contamination=ContaminationSpec(
+            image=contamination.get("image", "exclude"),
+            formula=contamination.get("formula", "report"),
+            perceptual_max_distance=_int(
+                contamination.get("perceptual_max_distance", 12),
+                f"{where}: contamination.perceptual_max_distance",
+            ),
+        ),
+        sharegpt=sharegpt,
+        num_proc=_int(top.get("num_proc", 1), f"{where}: num_proc", 1),
+        path=where,
+    )
+
+
+def check_paths(recipe: DataRecipe) -> None:
+    """Fail clearly when a source root or a predictions file named by the recipe is absent."""
+    missing = []
+    for spec in recipe.train + recipe.test_sets:
+        if not Path(spec.root).exists():
+            missing.append(f"source {spec.name!r}: root {spec.root}")
+        for task, task_spec in spec.tasks.items():
+            missing += [
+                f"source {spec.name!r}: {task} predictions {p}"
+                for p in task_spec.predictions
+                if not Path(p).is_file()
+            ]
+    if missing:
+        raise RecipeError(f"{recipe.path}: missing paths:\n  " + "\n  ".join(missing))
+
+
+def load_recipe(path: str | Path, *, require_paths: bool = False, **overrides: Any) -> DataRecipe:
+    """Read and validate a recipe YAML; ``overrides`` replace top-level keys (``None`` ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"data recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if isinstance(data, dict):
+        data.update({k: v for k, v in overrides.items() if v is not None})
+    recipe = parse_recipe(data, str(path))
+    if require_paths:
+        check_paths(recipe)
+    return recipe

@@ -1,0 +1,207 @@
+"""End-to-end dataset builds from the bundled CROHME sample: counts, files, report, resume, rejects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data_prep import build as build_module
+from data_prep.build import build_dataset, main
+from data_prep.dataset import list_splits, load_split
+from data_prep.recipe import load_recipe, parse_recipe
+from data_prep.rejects import TooManyRejects
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_RECIPE = REPO / "recipes" / "data" / "crohme_sample.yaml"
+SAMPLE = REPO / "samples" / "crohme2014_test"
+
+
+def caption_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def sample_source(root: Path = SAMPLE, **extra) -> dict:
+    return {
+        "name": "sample",
+        "reader": "crohme",
+        "root": str(root),
+        "split": "2014",
+        "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_build(tmp_path_factory):
+    """The shipped demo recipe built once (main + all auxiliary tasks)."""
+    import contextlib
+
+    out = tmp_path_factory.mktemp("sample_build")
+    with contextlib.chdir(REPO):  # recipe paths are relative to the repository root
+        build_dataset(load_recipe(SAMPLE_RECIPE), out, progress=False)
+    return out
+
+
+def test_sample_build_counts(sample_build):
+    assert list_splits(sample_build) == ["crohme2014_sample", "train"]
+    test = load_split(sample_build, "crohme2014_sample")
+    train = load_split(sample_build, "train")
+    assert set(test["task"]) == {"main"}
+    main_train = [i for i, t in zip(train["id"], train["task"]) if t == "main"]
+    # Every captioned image lands in exactly one of the two splits.
+    assert len(test) + len(main_train) == len(caption_lines(SAMPLE / "caption_comer.txt")) == 48
+    assert not set(test["id"]) & set(main_train)
+    assert 0 < len(test) < 24
+    tasks = set(train["task"])
+    assert tasks == {"main", "tree_cot", "counting", "error_detection", "error_correction"}
+    assert set(train["split"]) == {"train"} and set(test["split"]) == {"crohme2014_sample"}
+
+
+def test_sample_build_rows_are_valid(sample_build):
+    from PIL import Image
+
+    from data_prep.contract import extract_latex, prompt_for
+
+    train = load_split(sample_build, "train")
+    captions = dict(line.split("\t", 1) for line in caption_lines(SAMPLE / "caption_comer.txt"))
+    for row in train.select(range(0, len(train), 7)):
+        assert isinstance(row["image"], Image.Image) and min(row["image"].size) > 0
+        base_id = json.loads(row["meta"]).get("base_id", row["id"].split("#")[0])
+        if row["task"] != "error_detection":  # detection answers end with the marked prediction
+            assert extract_latex(row["answer"]) == " ".join(captions[base_id].split())
+        if row["task"] in ("main", "tree_cot", "counting"):
+            assert row["prompt"] == prompt_for(row["task"])
+    # Images are ink on white: the reader inverted the white-on-black bitmaps.
+    image = train[0]["image"].convert("L")
+    assert image.getpixel((0, 0)) > 200
+
+
+def test_sample_report_matches_data(sample_build):
+    report = json.loads((sample_build / "report.json").read_text())
+    assert report["status"] == "ok"
+    for split in ("crohme2014_sample", "train"):
+        rows = load_split(sample_build, split)
+        assert report["splits"][split]["rows"] == len(rows)
+        by_task = report["splits"][split]["rows_by_task"]
+        for task, n in by_task.items():
+            assert sum(1 for t in rows["task"] if t == task) == n
+        assert report["splits"][split]["latex_tokens"]["count"] == by_task["main"]
+    assert report["contamination"]["findings"] == 0
+    vocab = dict(line.split("\t") for line in (sample_build / "vocab.txt").read_text().splitlines())
+    assert "\\frac" in vocab or "=" in vocab
+    assert "## Rows" in (sample_build / "report.md").read_text()
+
+
+def test_missing_split_lists_available(sample_build):
+    with pytest.raises(KeyError, match="available splits: crohme2014_sample, train"):
+        load_split(sample_build, "crohme2016")
+
+
+@pytest.fixture
+def broken_sample(tmp_path) -> Path:
+    """The sample plus two bad caption lines: no tab, and an image that does not exist."""
+    root = tmp_path / "broken"
+    shutil.copytree(SAMPLE, root)
+    with (root / "caption_comer.txt").open("a", encoding="utf-8") as handle:
+        handle.write("\nno_tab_here x + 1\nghost_1\tx ^ { 2 }")
+    return root
+
+
+def test_rejects_are_reported_with_file_and_line(broken_sample, tmp_path):
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [sample_source(broken_sample)]})
+    out = build_dataset(recipe, progress=False)
+    rejected = json.loads((out / "report.json").read_text())["splits"]["train"]["rejected_input"]
+    assert rejected["total"] == 2
+    reasons = {g["reason"]: g["examples"][0] for g in rejected["by_source_and_reason"]}
+    assert set(reasons) == {"no_tab", "missing_image"}
+    lines = (broken_sample / "caption_comer.txt").read_text().split("\n")
+    no_tab_line = next(i for i, line in enumerate(lines, 1) if line.startswith("no_tab_here"))
+    assert f"caption_comer.txt:{no_tab_line}" in reasons["no_tab"]
+    assert f"caption_comer.txt:{no_tab_line + 1}" in reasons["missing_image"]
+    assert len(load_split(out, "train")) == 48
+
+
+def test_max_reject_fraction_fails_clearly(broken_sample, tmp_path):
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [sample_source(broken_sample)]})
+    with pytest.raises(TooManyRejects, match="2 of 50 records rejected"):
+        build_dataset(recipe, max_reject_fraction=0.01, progress=False)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["status"].startswith("failed")
+    # The command line turns it into an exit status, not a traceback.
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        yaml.safe_dump({"output_dir": str(tmp_path / "o2"), "train": [sample_source(broken_sample)]})
+    )
+    assert main(["--config", str(path), "--max-reject-fraction", "0.01", "--no-progress"]) == 3
+    assert main(["--config", str(path), "--max-reject-fraction", "0.5", "--no-progress"]) == 0
+
+
+def test_resume_after_crash(tmp_path, monkeypatch):
+    root = tmp_path / "sample"
+    shutil.copytree(SAMPLE, root)
+    captions = root / "caption_comer.txt"
+    captions.write_text("first line without a tab\n" + captions.read_text())  # a reject before the crash
+    recipe = parse_recipe(
+        {"output_dir": str(tmp_path / "o"), "shard_size": 10, "train": [sample_source(root)]}
+    )
+    out = tmp_path / "o"
+    real_write = build_module.DatasetBuilder._write_shard
+    written = []
+
+    def crash_on_third(self, path, rows):
+        if len(written) == 2:
+            path.with_name(path.name + ".tmp").write_bytes(b"half a shard")  # what a crash leaves
+            raise KeyboardInterrupt("simulated crash")
+        written.append(path)
+        real_write(self, path, rows)
+
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(recipe, progress=False)
+    first_two = [p.stat().st_ino for p in written]
+    assert list((out / ".build" / "train").glob("*.tmp"))
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
+
+    rewritten = []
+    monkeypatch.setattr(
+        build_module.DatasetBuilder,
+        "_write_shard",
+        lambda self, p, r: (rewritten.append(p.name), real_write(self, p, r)),
+    )
+    build_dataset(recipe, progress=False)
+    assert "shard-00000.parquet" not in rewritten and "shard-00001.parquet" not in rewritten
+    final = sorted((out / "train").glob("*.parquet"))
+    assert [p.name for p in final] == [f"shard-{i:05d}-of-00005.parquet" for i in range(5)]
+    assert [p.stat().st_ino for p in final[:2]] == first_two  # moved, not rebuilt
+    assert not list((out / ".build").rglob("*.tmp"))
+    resumed = load_split(out, "train")
+
+    clean = build_dataset(recipe, tmp_path / "clean", progress=False)
+    assert resumed["id"] == load_split(clean, "train")["id"]
+    report = json.loads((out / "report.json").read_text())["splits"]["train"]
+    assert report["rows"] == 48
+    assert report["rejected_input"]["total"] == 1  # counted once, not again on resume
+
+
+def test_worker_processes_give_the_same_rows(tmp_path):
+    source = sample_source(tasks={"counting": 1.0, "error_detection": {"synthetic": 1}})
+    recipe = parse_recipe({"output_dir": str(tmp_path / "serial"), "train": [source]})
+    serial = load_split(build_dataset(recipe, progress=False), "train")
+    parallel = load_split(build_dataset(recipe, tmp_path / "pool", num_proc=2, progress=False), "train")
+    assert parallel["id"] == serial["id"] and parallel["answer"] == serial["answer"]
+    assert parallel[5]["image"].tobytes() == serial[5]["image"].tobytes()
+
+
+def test_changed_recipe_rebuilds(tmp_path, caplog):
+    source = sample_source(max_records=5)
+    out = build_dataset(parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source]}), progress=False)
+    assert len(load_split(out, "train")) == 5
+    build_dataset(
+        parse_recipe({"output_dir": str(out), "train": [{**source, "max_records": 7}]}), progress=False
+    )
+    assert "the recipe changed since the last build" in caplog.text
+    assert len(load_split(out, "train")) == 7
