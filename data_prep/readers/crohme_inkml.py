@@ -1,0 +1,84 @@
+"""CROHME online handwriting (InkML, 2011-2019 and 2023), rendered to offline images.
+
+Each ``NAME.inkml`` holds strokes (``<trace>``: ``x y, x y`` or ``x y t, ...``, integer or decimal)
+and, in training and ground-truth files, the raw LaTeX in ``<annotation type="truth">`` (sometimes
+wrapped in ``$``). The truth is tokenised with :func:`data_prep.latex.tokenize_latex`; the strokes
+are rendered black on white by :func:`data_prep.inkml_render.render_traces`, sized like the official
+offline bitmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from data_prep.contract import Record
+from data_prep.inkml_render import RenderOptions
+from data_prep.readers.common import iter_text_lines, option_path, require_file
+from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
+from data_prep.rejects import Rejects
+
+SOURCE = "crohme_inkml"
+
+
+def _captions(path: Path, rejects: Rejects) -> dict[str, str]:
+    """``NAME -> tokens`` from a CROHME caption file (for test InkML files that carry no truth)."""
+    labels: dict[str, str] = {}
+    for line_number, text in iter_text_lines(path, SOURCE, rejects):
+        name, tab, label = text.partition("\t")
+        if not tab:
+            rejects.add(SOURCE, "no_tab", path, line_number, f"expected NAME<TAB>tokens: {text[:80]!r}")
+        elif label.strip():
+            labels[name.strip()] = label
+    return labels
+
+
+def read(
+    root: Path,
+    split: str,
+    rejects: Rejects,
+    *,
+    inkml_dir: str | Path | None = None,
+    caption_file: str | Path | None = None,
+    render: RenderOptions | dict[str, Any] | None = None,
+) -> Iterator[Record]:
+    """Main-task records from the InkML files of one split.
+
+    Options:
+        inkml_dir: folder searched recursively for ``*.inkml`` (default ``root/split`` when it
+            exists, else ``root``).
+        caption_file: a CROHME caption file (``NAME<TAB>tokens``, already tokenised) whose labels
+            are used instead of the in-file truth. This labels the test-input InkML files, which
+            carry no truth (their names match the offline ``NAME_0.bmp`` captions).
+        render: :class:`~data_prep.inkml_render.RenderOptions` (or a dict of its fields).
+
+    Files without truth are rejected (``no_truth``) because a record needs an answer. Other
+    rejects: ``malformed_xml`` (also unsafe XML: entities, DTDs), ``bad_encoding``,
+    ``malformed_trace``, ``no_traces``, ``empty_label``, ``latex_error``, ``path_escapes_root``.
+    """
+    root = Path(root).absolute()
+    folder, files = inkml_files(root, split, inkml_dir)
+    options = render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
+    captions = None
+    if caption_file is not None:
+        captions = _captions(require_file(option_path(root, caption_file), "caption file"), rejects)
+
+    def pick_label(path: Path, document: InkmlDocument) -> tuple[str | None, dict]:
+        meta = {
+            k: document.annotations[k] for k in ("UI", "copyright", "writer") if document.annotations.get(k)
+        }
+        if captions is not None:
+            return captions.get(path.stem), {**meta, "label_from": "caption_file"}
+        return document.annotations.get("truth"), {**meta, "label_from": "truth"}
+
+    yield from iter_inkml_records(
+        files,
+        folder,
+        SOURCE,
+        split,
+        rejects,
+        pick_label,
+        tokenize_label=captions is None,
+        render_options=options,
+    )

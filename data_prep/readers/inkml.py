@@ -1,0 +1,174 @@
+"""Safe InkML parsing shared by the CROHME online and MathWriting readers.
+
+Parsed with defusedxml (no DTDs, no entity expansion, no external entities). Only the
+``<annotation>`` elements that are direct children of ``<ink>`` describe the whole expression;
+the ones inside ``<traceGroup>`` label single symbols and are ignored here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import defusedxml
+import defusedxml.ElementTree as SafeElementTree
+from tqdm import tqdm
+
+from data_prep.contract import Record, main_record
+from data_prep.images import ImageError, resolve_inside
+from data_prep.inkml_render import RenderOptions, render_traces
+from data_prep.readers.common import tokenize
+from data_prep.rejects import Rejects
+
+
+class InkmlError(ValueError):
+    """An InkML file that cannot be used; ``reason`` is a short fixed reject reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclasses.dataclass
+class InkmlDocument:
+    """Strokes as lists of ``(x, y)`` points, and the expression-level annotations by type."""
+
+    traces: list[list[tuple[float, float]]]
+    annotations: dict[str, str]
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_trace(text: str) -> list[tuple[float, float]]:
+    """Points of one ``<trace>``: comma-separated points of whitespace-separated channels.
+
+    Integer or decimal coordinates; only X and Y (the first two channels) are kept, so a time
+    column (2023, MathWriting) or any extra channel (some 2013 files) is ignored.
+    """
+    points = []
+    for chunk in text.split(","):
+        values = chunk.split()
+        if not values:
+            continue
+        if len(values) < 2:
+            raise InkmlError("malformed_trace", f"point {chunk.strip()!r} has fewer than two coordinates")
+        try:
+            x, y = float(values[0]), float(values[1])
+        except ValueError:
+            raise InkmlError("malformed_trace", f"point {chunk.strip()[:40]!r} is not numeric") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise InkmlError("malformed_trace", f"point {chunk.strip()[:40]!r} is not finite")
+        points.append((x, y))
+    return points
+
+
+def parse_inkml(path: str | Path) -> InkmlDocument:
+    """Traces and top-level annotations of an InkML file; raises :class:`InkmlError`."""
+    try:
+        root = SafeElementTree.parse(str(path)).getroot()
+    except defusedxml.DefusedXmlException as err:
+        raise InkmlError("malformed_xml", f"refused unsafe XML: {type(err).__name__}") from None
+    except ElementTree.ParseError as err:
+        raise InkmlError("malformed_xml", str(err)) from None
+    except UnicodeDecodeError as err:
+        raise InkmlError("bad_encoding", str(err)) from None
+    if _local(root.tag) != "ink":
+        raise InkmlError("malformed_xml", f"root element is <{_local(root.tag)}>, not <ink>")
+    annotations: dict[str, str] = {}
+    for child in root:
+        if _local(child.tag) == "annotation":
+            kind = child.get("type", "")
+            annotations.setdefault(kind, (child.text or "").strip())
+    traces = []
+    for element in root.iter():
+        if _local(element.tag) == "trace":
+            points = parse_trace(element.text or "")
+            if points:
+                traces.append(points)
+    if not traces:
+        raise InkmlError("no_traces", "the file has no strokes")
+    return InkmlDocument(traces=traces, annotations=annotations)
+
+
+# --------------------------------------------------------------------------- #
+# Records from a folder of InkML files (CROHME online, MathWriting)
+# --------------------------------------------------------------------------- #
+
+
+def inkml_files(root: Path, split: str, inkml_dir: str | Path | None) -> tuple[Path, list[Path]]:
+    """``(folder, sorted InkML files under it)``: ``inkml_dir`` if given, else ``root/split`` when
+    it exists, else ``root``."""
+    if inkml_dir is not None:
+        folder = Path(inkml_dir) if Path(inkml_dir).is_absolute() else root / inkml_dir
+    else:
+        folder = root / split if (root / split).is_dir() else root
+    if not folder.is_dir():
+        raise FileNotFoundError(f"InkML folder not found: {folder}")
+    return folder, sorted(folder.rglob("*.inkml"))
+
+
+def strip_math_delimiters(raw: str) -> str:
+    """Raw truth without surrounding whitespace and ``$``/``$$`` delimiters."""
+    text = raw.strip()
+    while len(text) >= 2 and text.startswith("$") and text.endswith("$"):
+        text = text[1:-1].strip()
+    return text
+
+
+def iter_inkml_records(
+    files: list[Path],
+    folder: Path,
+    source: str,
+    split: str,
+    rejects: Rejects,
+    pick_label: Callable[[Path, InkmlDocument], tuple[str | None, dict]],
+    tokenize_label: bool,
+    render_options: RenderOptions,
+) -> Iterator[Record]:
+    """Parse, label, tokenise and render each file; every failure is a counted reject.
+
+    ``pick_label(path, document)`` returns the raw label (``None``: no label) and extra meta.
+    """
+    for path in tqdm(files, desc=f"{source} {split}", unit="file", disable=len(files) < 1000):
+        try:
+            resolve_inside(path, folder)
+            document = parse_inkml(path)
+        except ImageError as err:
+            rejects.add(source, err.reason, path, None, err.detail)
+            continue
+        except InkmlError as err:
+            rejects.add(source, err.reason, path, None, err.detail)
+            continue
+        raw, meta = pick_label(path, document)
+        if raw is None:
+            rejects.add(source, "no_truth", path, None, "no ground-truth annotation")
+            continue
+        raw = strip_math_delimiters(raw)
+        if not raw:
+            rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
+            continue
+        if tokenize_label:
+            try:
+                latex = tokenize(raw)
+            except ValueError as err:
+                rejects.add(source, "latex_error", path, None, f"{err}; raw: {raw[:80]!r}")
+                continue
+        else:
+            latex = raw
+        if not latex.strip():
+            rejects.add(source, "empty_label", path, None, f"no tokens in {raw[:80]!r}")
+            continue
+        try:
+            image = render_traces(document.traces, render_options)
+        except ValueError as err:
+            rejects.add(source, "render_error", path, None, str(err))
+            continue
+        yield main_record(
+            path.stem, source, split, image, latex, inkml_file=str(path.relative_to(folder)), **meta
+        )

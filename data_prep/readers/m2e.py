@@ -1,0 +1,138 @@
+"""M2E (multi-line handwritten expressions): JSON lines ``{"name": "0.jpg", "tex": "..."}``.
+
+Its multi-line labels separate lines with a ``\\n`` pseudo-token and aligned columns with ``\\t``
+(either as real newline/tab characters after JSON decoding or as the two-character tokens
+``\\n``/``\\t``), which are not valid LaTeX. :func:`convert_pseudo_tokens` turns them into LaTeX:
+
+* inside a label that already has an environment (``\\begin{cases}`` ...): ``\\n`` -> ``\\\\``,
+  ``\\t`` -> ``&``, in place;
+* otherwise the rows are wrapped in ``\\begin{array}{l...l} ... \\end{array}`` (one ``l`` column per
+  cell of the widest row, the format MLHME-38K uses), rows joined by ``\\\\``, cells by ``&``.
+
+Blank rows are dropped. A label with no text left is rejected (``empty_label``); one the tokeniser
+cannot read is rejected (``latex_error``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from data_prep.contract import Record, main_record
+from data_prep.readers.common import (
+    first_existing,
+    index_images,
+    iter_text_lines,
+    load_or_reject,
+    option_path,
+    require_dir,
+    require_file,
+    tokenize,
+)
+from data_prep.rejects import Rejects
+
+SOURCE = "m2e"
+# Real newline/tab characters, or a ``\n`` / ``\t`` token that is not a command like ``\neq`` or
+# ``\times`` and not the second half of ``\\``.
+_NEWLINE = re.compile(r"\r?\n|(?<!\\)\\n(?![A-Za-z])")
+_TAB = re.compile(r"\t|(?<!\\)\\t(?![A-Za-z])")
+_HAS_ENVIRONMENT = re.compile(r"\\begin\s*\{")
+
+
+def convert_pseudo_tokens(tex: str) -> str:
+    """Valid LaTeX for an M2E label (see the module doc), whitespace collapsed."""
+    rows = [row for row in _NEWLINE.split(tex) if row.strip()]
+    if _HAS_ENVIRONMENT.search(tex):
+        text = " \\\\ ".join(" & ".join(_TAB.split(row)) for row in rows)
+    else:
+        cells = [_TAB.split(row) for row in rows]
+        if len(cells) <= 1 and all(len(row) <= 1 for row in cells):
+            text = cells[0][0] if cells else ""
+        else:
+            columns = max(len(row) for row in cells)
+            body = " \\\\ ".join(" & ".join(row) for row in cells)
+            text = f"\\begin{{array}}{{{'l' * columns}}} {body} \\end{{array}}"
+    return " ".join(text.split())
+
+
+def read(
+    root: Path,
+    split: str,
+    rejects: Rejects,
+    *,
+    labels_file: str | Path | None = None,
+    images_dir: str | Path | None = None,
+    tokenize_labels: bool = True,
+) -> Iterator[Record]:
+    """Main-task records of one M2E split.
+
+    Options:
+        labels_file: JSON-lines file instead of the search (``<split>.jsonl``, ``<split>.json``,
+            ``<split>/<split>.jsonl``, ``<split>/labels.jsonl`` under ``root``).
+        images_dir: image folder instead of the search (``<split>/images/``, ``<split>/``,
+            ``<split>_images/``, ``images/``).
+        tokenize_labels: tokenise the converted LaTeX with ``data_prep.latex.tokenize_latex``
+            (default ``True``).
+
+    Rejects: ``bad_encoding``, ``bad_json`` (not a JSON object with string ``name`` and ``tex``),
+    ``empty_label``, ``duplicate_id``, ``latex_error``, ``missing_image``, ``unreadable_image``,
+    ``path_escapes_root``, ``pickle_refused``.
+    """
+    root = Path(root).absolute()
+    if labels_file is not None:
+        labels = require_file(option_path(root, labels_file), "m2e labels file")
+    else:
+        names = [f"{split}.jsonl", f"{split}.json", f"{split}/{split}.jsonl", f"{split}/labels.jsonl"]
+        labels = first_existing([root / n for n in names], f"m2e labels for split {split!r}")
+    if images_dir is not None:
+        images = require_dir(option_path(root, images_dir), "m2e images folder")
+    else:
+        candidates = [root / split / "images", root / f"{split}_images", root / "images", root / split]
+        images = first_existing([c for c in candidates if c.is_dir()] or candidates, "m2e images folder")
+    index = index_images(images)
+    seen: set[str] = set()
+    for line_number, text in iter_text_lines(labels, SOURCE, rejects):
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as err:
+            rejects.add(SOURCE, "bad_json", labels, line_number, str(err))
+            continue
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("tex"), str)
+        ):
+            rejects.add(SOURCE, "bad_json", labels, line_number, 'expected {"name": str, "tex": str}')
+            continue
+        name = item["name"].strip()
+        latex = convert_pseudo_tokens(item["tex"])
+        if not name or not latex:
+            rejects.add(SOURCE, "empty_label", labels, line_number, f"name {name!r}")
+            continue
+        image_path = index.get(name)
+        image_id = Path(name).stem
+        if image_id in seen:
+            rejects.add(SOURCE, "duplicate_id", labels, line_number, name)
+            continue
+        if tokenize_labels:
+            try:
+                latex = tokenize(latex)
+            except ValueError as err:
+                rejects.add(SOURCE, "latex_error", labels, line_number, f"{name}: {err}")
+                continue
+            if not latex.strip():
+                rejects.add(SOURCE, "empty_label", labels, line_number, f"{name}: no tokens")
+                continue
+        if image_path is None:
+            rejects.add(SOURCE, "missing_image", labels, line_number, f"no image named {name} in {images}")
+            continue
+        image = load_or_reject(image_path, images, SOURCE, rejects, labels, line_number)
+        if image is None:
+            continue
+        seen.add(image_id)
+        multi_line = bool(_NEWLINE.search(item["tex"]))
+        yield main_record(
+            image_id, SOURCE, split, image, latex, image_file=image_path.name, multi_line=multi_line
+        )

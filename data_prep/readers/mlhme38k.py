@@ -1,0 +1,120 @@
+"""MLHME-38K (multi-line handwritten expressions): ``train_set/all_labels.txt`` + ``train_images/``.
+
+Label lines are ``NAME TOKENS...`` (space separated; ``NAME`` with or without its image suffix).
+Multi-line formulas use ``\\begin{array}{l} ... \\\\ ... \\end{array}``; when such a label is broken
+over several physical lines (its ``\\begin`` not yet closed by ``\\end``), the following lines are
+joined onto it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from data_prep.contract import Record, main_record
+from data_prep.readers.common import (
+    first_existing,
+    index_images,
+    iter_text_lines,
+    load_or_reject,
+    option_path,
+    require_dir,
+    require_file,
+    tokenize,
+)
+from data_prep.rejects import Rejects
+
+SOURCE = "mlhme38k"
+_BEGIN = re.compile(r"\\begin(?![A-Za-z])")
+_END = re.compile(r"\\end(?![A-Za-z])")
+
+
+def _open_environments(label: str) -> int:
+    return len(_BEGIN.findall(label)) - len(_END.findall(label))
+
+
+def _labels(path: Path, rejects: Rejects) -> Iterator[tuple[int, str, str]]:
+    """``(first_line, name, label)``; continuation lines of an unclosed environment are joined."""
+    pending: tuple[int, str, str] | None = None
+    for line_number, text in iter_text_lines(path, SOURCE, rejects):
+        if pending is not None and _open_environments(pending[2]) > 0:
+            pending = (pending[0], pending[1], f"{pending[2]} {text.strip()}")
+            continue
+        if pending is not None:
+            yield pending
+        name, _, label = text.strip().partition(" ")
+        pending = (line_number, name, label.strip())
+    if pending is not None:
+        if _open_environments(pending[2]) > 0:
+            rejects.add(
+                SOURCE, "latex_error", path, pending[0], f"{pending[1]}: \\begin without \\end at end of file"
+            )
+        else:
+            yield pending
+
+
+def read(
+    root: Path,
+    split: str,
+    rejects: Rejects,
+    *,
+    labels_file: str | Path | None = None,
+    images_dir: str | Path | None = None,
+    tokenize_labels: bool = True,
+) -> Iterator[Record]:
+    """Main-task records of MLHME-38K (``split`` ``train``; the folder is ``<split>_set/``).
+
+    Options:
+        labels_file: labels file instead of ``<split>_set/all_labels.txt`` (or ``all_labels.txt``).
+        images_dir: image folder instead of ``<split>_images/`` (or ``images/``) beside the labels.
+        tokenize_labels: re-tokenise with ``data_prep.latex.tokenize_latex`` so environments and
+            braces follow the shared token format (default ``True``).
+
+    Rejects: ``bad_encoding``, ``empty_label``, ``duplicate_id``, ``latex_error`` (also an unclosed
+    environment at the end of the file), ``missing_image``, ``unreadable_image``,
+    ``path_escapes_root``, ``pickle_refused``.
+    """
+    root = Path(root).absolute()
+    bases = [root / f"{split}_set", root / split, root]
+    if labels_file is not None:
+        labels = require_file(option_path(root, labels_file), "mlhme38k labels file")
+    else:
+        labels = first_existing(
+            [b / n for b in bases for n in ("all_labels.txt", f"{split}_labels.txt")], "mlhme38k labels"
+        )
+    if images_dir is not None:
+        images = require_dir(option_path(root, images_dir), "mlhme38k images folder")
+    else:
+        base = labels.parent
+        images = first_existing([base / f"{split}_images", base / "images"], "mlhme38k images folder")
+    index = index_images(images)
+    seen: set[str] = set()
+    for line_number, name, label in _labels(labels, rejects):
+        if not name or not label:
+            rejects.add(SOURCE, "empty_label", labels, line_number, f"name {name!r}")
+            continue
+        image_path = index.get(name)
+        image_id = image_path.stem if image_path is not None else name
+        if image_id in seen:
+            rejects.add(SOURCE, "duplicate_id", labels, line_number, name)
+            continue
+        if tokenize_labels:
+            try:
+                latex = tokenize(label)
+            except ValueError as err:
+                rejects.add(SOURCE, "latex_error", labels, line_number, f"{name}: {err}")
+                continue
+        else:
+            latex = label
+        if not latex.strip():
+            rejects.add(SOURCE, "empty_label", labels, line_number, f"{name}: no tokens in {label[:80]!r}")
+            continue
+        if image_path is None:
+            rejects.add(SOURCE, "missing_image", labels, line_number, f"no image named {name} in {images}")
+            continue
+        image = load_or_reject(image_path, images, SOURCE, rejects, labels, line_number)
+        if image is None:
+            continue
+        seen.add(image_id)
+        yield main_record(image_id, SOURCE, split, image, latex, image_file=image_path.name)
