@@ -25,7 +25,7 @@ ARGS ?=
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-deepspeed.txt
 	@echo ">> creating the virtual environment in $(VENV) and installing the CPU requirements"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt

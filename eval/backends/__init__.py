@@ -1,0 +1,192 @@
+"""Inference backends: one interface over Hugging Face ``generate`` and vLLM.
+
+    backend = get_backend("auto", "outputs/sft/checkpoint-final", batch_size=16)
+    texts = backend.generate(images, prompts)          # greedy, raw decoded text
+    samples = backend.sample(images, prompts, n=5, temperature=0.2, top_p=0.8)
+    backend.close()
+
+``"auto"`` picks vLLM when it is importable *and* a CUDA GPU is present, else the HF backend.
+Both backends build their inputs through ``train.inputs`` and ``data_prep.contract`` (same chat
+text, same prepared image, same pixel bounds) and decode greedily with the same stop tokens and no
+repetition penalty, so they answer the same question the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from data_prep.contract import DEFAULT_BOUNDS, ImageBounds
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "hf", "vllm")
+#: Qwen's end-of-turn and end-of-text tokens: generation stops at either, in every backend.
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+
+
+class Backend:
+    """What every backend offers. Subclasses implement :meth:`_generate` and :meth:`_sample`."""
+
+    #: ``"hf"`` or ``"vllm"``.
+    name: str = ""
+    #: How many items the evaluate loop hands over at once (HF: one batch; vLLM: many, it schedules
+    #: them itself). Rows are written after each chunk, so this is also the resume granularity.
+    chunk_size: int = 8
+
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[str]:
+        """Greedy answers, one raw decoded text per (image, prompt) pair."""
+        _check_lengths(images, prompts)
+        if not images:
+            return []
+        return self._generate(list(images), list(prompts))
+
+    def sample(
+        self,
+        images: Sequence[Image.Image],
+        prompts: Sequence[str],
+        n: int,
+        temperature: float,
+        top_p: float,
+    ) -> list[list[str]]:
+        """``n`` sampled answers per pair (seeded by the backend's ``seed``)."""
+        _check_lengths(images, prompts)
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if temperature <= 0:
+            raise ValueError("sampling needs temperature > 0; use generate() for greedy answers")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        if not images:
+            return []
+        return self._sample(list(images), list(prompts), n, temperature, top_p)
+
+    def close(self) -> None:
+        """Release the model (GPU memory, worker processes, temporary merged weights)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def _sample(
+        self, images: list[Image.Image], prompts: list[str], n: int, temperature: float, top_p: float
+    ) -> list[list[str]]:
+        raise NotImplementedError
+
+
+def _check_lengths(images: Sequence[Any], prompts: Sequence[str]) -> None:
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Ids of :data:`STOP_TOKENS` the tokenizer knows (the eos token first), for every backend."""
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    ids: list[int] = []
+    candidates = [tokenizer.eos_token, *STOP_TOKENS] if tokenizer.eos_token else list(STOP_TOKENS)
+    vocab = tokenizer.get_vocab()
+    for token in candidates:
+        token_id = vocab.get(token)
+        if token_id is not None and token_id not in ids:
+            ids.append(token_id)
+    if not ids:
+        raise ValueError("the tokenizer has neither an eos token nor Qwen's <|im_end|>/<|endoftext|>")
+    return ids
+
+
+def vllm_importable() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def resolve_backend_name(name: str = "auto") -> str:
+    """``"hf"`` or ``"vllm"`` for ``name``; ``"auto"`` = vllm when importable and a GPU is present."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    if vllm_importable() and cuda_available():
+        return "vllm"
+    return "hf"
+
+
+def get_backend(
+    name: str = "auto",
+    model: str = "",
+    *,
+    bounds: ImageBounds | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    dtype: str = "auto",
+    tp: int = 1,
+    dp: int = 1,
+    seed: int = 0,
+    **options: Any,
+) -> Backend:
+    """Build a backend for ``model`` (hub id, model folder or LoRA adapter folder).
+
+    ``options`` go to the backend's constructor (e.g. ``ignore_eos=True`` for benchmarks; vLLM:
+    ``gpu_memory_utilization``, ``enforce_eager``, ``max_model_len``, ``detokenize``).
+    """
+    if not model:
+        raise ValueError("get_backend needs a model (hub id, model folder or adapter folder)")
+    if batch_size < 1 or max_new_tokens < 1 or tp < 1 or dp < 1:
+        raise ValueError("batch_size, max_new_tokens, tp and dp must all be at least 1")
+    if bounds is None:
+        # The bounds the model was fine-tuned with (recorded in its folder), else the contract's.
+        from train.modeling import saved_bounds
+
+        bounds = saved_bounds(model) or DEFAULT_BOUNDS
+    logger.info("images scaled into [%d, %d] pixels", bounds.min_pixels, bounds.max_pixels)
+    resolved = resolve_backend_name(name)
+    if name == "auto":
+        why = (
+            "vLLM is importable and a CUDA GPU is present"
+            if resolved == "vllm"
+            else ("no CUDA GPU" if not cuda_available() else "vLLM is not installed")
+        )
+        logger.info("backend auto -> %s (%s)", resolved, why)
+    common = dict(
+        bounds=bounds,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        dtype=dtype,
+        tp=tp,
+        dp=dp,
+        seed=seed,
+    )
+    if resolved == "vllm":
+        from eval.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model, **common, **options)
+    from eval.backends.hf import HFBackend
+
+    return HFBackend(model, **common, **options)
+
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "STOP_TOKENS",
+    "cuda_available",
+    "get_backend",
+    "resolve_backend_name",
+    "stop_token_ids",
+    "vllm_importable",
+]
