@@ -17,10 +17,11 @@ MODEL ?= artifacts/tiny-qwen2.5-vl
 SETS ?= crohme2014,crohme2016,crohme2019
 BACKEND ?= auto
 OUT ?= outputs
+DATA_DIR ?= outputs/data/crohme
 ARGS ?=
 
 .PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
-        eval-hme100k score export predict bench bench-data bench-train bench-eval clean
+        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,6 +67,9 @@ eval-crohme: eval  ## Evaluate MODEL on CROHME 2014/2016/2019
 
 eval-hme100k: SETS = hme100k
 eval-hme100k: eval  ## Evaluate MODEL on the HME100K test set
+
+mine-errors: $(STAMP)  ## Error-driven learning: mine wrong predictions by k-fold cross-prediction (DATA_DIR=, RECIPE=)
+	$(PY) -m eval.mine_errors --data-dir $(DATA_DIR) --train-recipe $(RECIPE) --output-dir $(OUT)/mining --backend $(BACKEND) $(ARGS)
 
 score: $(STAMP)  ## Score predictions files: make score PRED=a.jsonl [PRED2=b.jsonl]
 	$(PY) -m eval.score $(PRED) $(PRED2) $(ARGS)

@@ -1,0 +1,80 @@
+"""K-fold split of a built dataset's training records, and writing a subset back as a built dataset.
+
+Used by :mod:`eval.mine_errors`: each fold's model trains on the other folds and predicts this one.
+
+Folds are balanced and deterministic: the main-task ids are ordered by a seeded stable hash
+(:func:`data_prep.build.stable_fraction`) and dealt round-robin, so fold sizes differ by at most one
+and the same ids with the same seed always give the same folds. An auxiliary record (Tree-CoT,
+counting, error-driven) belongs to the fold of the main record it was derived from: it carries that
+record's formula, so it must never train the model that predicts that record.
+
+A subset is written in the layout :mod:`data_prep.build` writes and :func:`data_prep.dataset.load_split`
+reads: ``<dir>/<split>/shard-NNNNN-of-NNNNN.parquet`` plus ``<dir>/manifest.json`` marking the split
+complete. The build's own shard writer is internal to its resumable builder, so shards are written
+here with ``datasets.Dataset.to_parquet`` (same columns and features; images stay embedded bytes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from data_prep.build import SHARD_PATTERN, stable_fraction
+from data_prep.contract import TASK_MAIN
+from data_prep.dataset import MANIFEST
+from data_prep.io_utils import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+#: Rows per parquet shard of a written subset.
+SHARD_ROWS = 5000
+
+
+def assign_folds(ids: Sequence[str], folds: int, seed: int) -> dict[str, int]:
+    """``{id: fold}``: ids ordered by a seeded stable hash, dealt round-robin into ``folds`` folds."""
+    if folds < 2:
+        raise ValueError(f"k-fold mining needs at least 2 folds, got {folds}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("record ids repeat; folds are assigned by id")
+    if len(ids) < folds:
+        raise ValueError(f"{len(ids)} main-task records cannot fill {folds} folds")
+    order = sorted(ids, key=lambda record_id: (stable_fraction(seed, "fold", record_id), record_id))
+    return {record_id: position % folds for position, record_id in enumerate(order)}
+
+
+def base_id(row_id: str, task: str) -> str:
+    """The main record an auxiliary row was derived from (``ID#task`` or ``ID#task#k`` ids)."""
+    if task == TASK_MAIN:
+        return row_id
+    head, marker, _ = row_id.rpartition(f"#{task}")
+    return head if marker else row_id
+
+
+def write_subset(
+    dataset, indices: Sequence[int], out_dir: str | Path, split: str, info: dict[str, Any]
+) -> Path:
+    """Write rows ``indices`` of ``dataset`` (a loaded built split) as split ``split`` of a built
+    dataset folder ``out_dir`` (shards renamed into place, then the manifest); returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    split_dir = out_dir / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in split_dir.glob("*.parquet*"):  # an interrupted earlier attempt
+        stale.unlink()
+    total = max(1, -(-len(indices) // SHARD_ROWS))
+    shards = []
+    for number in range(total):
+        chunk = indices[number * SHARD_ROWS : (number + 1) * SHARD_ROWS]
+        name = SHARD_PATTERN.format(index=number, total=total)
+        tmp = split_dir / f".{name}.tmp"
+        dataset.select(chunk).to_parquet(str(tmp))
+        os.replace(tmp, split_dir / name)
+        shards.append({"file": f"{split}/{name}", "rows": len(chunk)})
+    write_json_atomic(out_dir / MANIFEST, {"splits": {split: {"complete": True, "shards": shards}}, **info})
+    logger.info("wrote %d rows in %d shard(s) to %s", len(indices), total, split_dir)
+    return out_dir
+
+
+__all__ = ["SHARD_ROWS", "assign_folds", "base_id", "write_subset"]
