@@ -37,9 +37,9 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
-from data_prep.confusions import write_text_atomic as atomic_write_text
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match, fingerprint
 from data_prep.contract import TASK_MAIN, Record, record_features
+from data_prep.io_utils import write_json_atomic
 from data_prep.recipe import (
     DERIVED_TASKS,
     ERROR_TASKS,
@@ -95,12 +95,16 @@ def as_image(value: Any) -> Image.Image:
 
 
 def _where(record: Record) -> tuple[str, int | None]:
-    """File and line to cite for a record in a rejection (what the reader recorded in ``meta``)."""
+    """File and line to cite for a record in a rejection (what the reader recorded in ``meta``).
+
+    Readers of label files record ``label_file`` and its ``line``; others name the file the record
+    came from (``image_file``, ``inkml_file`` ...).
+    """
     meta = record.meta
-    for key in ("image_file", "file", "path", "caption_file"):
+    line = meta.get("line") if isinstance(meta.get("line"), int) else None
+    for key in ("label_file", "image_file", "inkml_file", "file", "path", "caption_file"):
         if meta.get(key):
-            line = meta.get("line")
-            return str(meta[key]), line if isinstance(line, int) else None
+            return str(meta[key]), line
     return record.id, None
 
 
@@ -373,7 +377,7 @@ class DatasetBuilder:
                 return manifest
         self.out.mkdir(parents=True, exist_ok=True)
         manifest = {"recipe_hash": self.recipe_hash, "recipe": self.recipe.path, "splits": {}}
-        atomic_write_text(path, json.dumps(manifest, indent=1))
+        write_json_atomic(path, manifest)
         return manifest
 
     def _remove_build(self, manifest: dict[str, Any]) -> None:
@@ -386,7 +390,7 @@ class DatasetBuilder:
             (self.out / name).unlink(missing_ok=True)
 
     def _save_manifest(self) -> None:
-        atomic_write_text(self.out / MANIFEST, json.dumps(self.manifest, indent=1))
+        write_json_atomic(self.out / MANIFEST, self.manifest)
 
     # ---- top level --------------------------------------------------------------------------- #
 
@@ -466,7 +470,7 @@ class DatasetBuilder:
             nonlocal buffer, current
             name = f"shard-{len(state['shards']):05d}"
             self._write_shard(work_dir / f"{name}.parquet", buffer)
-            atomic_write_text(work_dir / f"{name}.stats.json", json.dumps(current.to_json()))
+            write_json_atomic(work_dir / f"{name}.stats.json", current.to_json(), indent=None)
             file = str(Path(WORK_DIR) / plan.name / f"{name}.parquet")
             state["shards"].append({"name": name, "file": file, "rows": len(buffer), **checkpoint()})
             self._save_manifest()
@@ -715,7 +719,7 @@ class DatasetBuilder:
         stats_path = work_dir / f"{entry['name']}.stats.json"
         stats = json.loads(stats_path.read_text())
         stats["contamination"] += current.contamination
-        atomic_write_text(stats_path, json.dumps(stats))
+        write_json_atomic(stats_path, stats, indent=None)
         entry.update(checkpoint)
         self._save_manifest()
 

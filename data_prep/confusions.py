@@ -23,14 +23,13 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from data_prep.alignment import token_confusions
 from data_prep.contract import normalize_answer
+from data_prep.io_utils import write_text_atomic
 from data_prep.rejects import Rejects
 
 logger = logging.getLogger(__name__)
@@ -136,19 +135,6 @@ def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> It
             yield PredictionRow(
                 row["id"], normalize_answer(row["gt"]), normalize_answer(row["pred"]), str(path), number
             )
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ConfusionTable:

@@ -1,21 +1,22 @@
 """Safe image loading and the few pixel operations the dataset readers share.
 
 Readers never open a dataset file with PIL directly: :func:`load_image` keeps every path inside
-the dataset root (symlinks included), refuses pickles (some CROHME copies ship ``images.pkl``),
-and fully decodes the file so a truncated image fails here, cleanly, rather than deep inside
-training. Failures raise :class:`ImageError`, whose ``reason`` is the short reject reason the
+the dataset root (symlinks included; see :class:`DatasetRoot`), refuses pickles (some CROHME
+copies ship ``images.pkl``), and fully decodes the file, once, so a truncated image fails here,
+cleanly, rather than deep inside training. Failures raise :class:`ImageError`, whose ``reason`` is the short reject reason the
 reader passes on to :class:`data_prep.rejects.Rejects`.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 #: Suffixes refused outright: unpickling an untrusted file runs arbitrary code.
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle"})
@@ -33,19 +34,81 @@ class ImageError(ValueError):
         super().__init__(f"{reason}: {path}" + (f" ({detail})" if detail else ""))
 
 
-def resolve_inside(path: str | Path, root: str | Path) -> Path:
+class DatasetRoot:
+    """A dataset folder that every file read from it must stay inside (symlinks included).
+
+    The folder's real path is resolved once, so a reader makes one per call, not one per file.
+    """
+
+    __slots__ = ("path", "real")
+
+    def __init__(self, root: str | Path) -> None:
+        self.path = Path(root)
+        self.real = Path(os.path.realpath(root))
+
+    def _candidate(self, path: str | Path) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.path / candidate
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` (relative to the root unless absolute) resolved; ``path_escapes_root`` outside it."""
+        real = Path(os.path.realpath(self._candidate(path)))
+        if real != self.real and self.real not in real.parents:
+            raise ImageError("path_escapes_root", path, f"resolves to {real}, outside {self.real}")
+        return real
+
+    def read_bytes(self, path: str | Path) -> bytes:
+        """The bytes of a file inside the root; raises :class:`ImageError`.
+
+        Reasons: ``path_escapes_root``, ``pickle_refused`` (by suffix), ``missing_image``,
+        ``unreadable_image``.
+        """
+        candidate = self._candidate(path)
+        name = candidate.name
+        if candidate.parent in (self.path, self.real) and name not in ("", ".", ".."):
+            # A plain file directly in the root is inside it: open it without following a link
+            # (no per-file realpath). A symlink (ELOOP) takes the resolving path below.
+            try:
+                fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            except OSError as err:
+                if err.errno not in (errno.ELOOP, errno.EMLINK):
+                    raise _read_error(err, path) from None
+            else:
+                if os.path.splitext(name)[1].lower() in PICKLE_SUFFIXES:
+                    os.close(fd)
+                    raise ImageError("pickle_refused", path, "pickle files are never loaded")
+                try:
+                    with os.fdopen(fd, "rb") as handle:
+                        return handle.read()
+                except OSError as err:
+                    raise _read_error(err, path) from None
+        real = self.resolve(path)
+        if real.suffix.lower() in PICKLE_SUFFIXES:
+            raise ImageError("pickle_refused", path, "pickle files are never loaded")
+        try:
+            return real.read_bytes()
+        except OSError as err:
+            raise _read_error(err, path) from None
+
+    def load_image(self, path: str | Path) -> Image.Image:
+        """The image at ``path`` inside the root, fully decoded (see :func:`load_image`)."""
+        return decode_image(self.read_bytes(path), path)
+
+
+def _read_error(err: OSError, path: str | Path) -> ImageError:
+    if isinstance(err, FileNotFoundError):
+        return ImageError("missing_image", path)
+    if isinstance(err, IsADirectoryError):
+        return ImageError("unreadable_image", path, "is a directory")
+    return ImageError("unreadable_image", path, str(err))
+
+
+def resolve_inside(path: str | Path, root: str | Path | DatasetRoot) -> Path:
     """``path`` (relative to ``root`` unless absolute) resolved, refusing anything outside ``root``.
 
     Symlinks are followed before the check, so a link pointing out of the dataset is refused too.
     """
-    root_real = Path(os.path.realpath(root))
-    candidate = Path(path)
-    if not candidate.is_absolute():
-        candidate = Path(root) / candidate
-    real = Path(os.path.realpath(candidate))
-    if real != root_real and root_real not in real.parents:
-        raise ImageError("path_escapes_root", path, f"resolves to {real}, outside {root_real}")
-    return real
+    return (root if isinstance(root, DatasetRoot) else DatasetRoot(root)).resolve(path)
 
 
 def looks_like_pickle(head: bytes) -> bool:
@@ -54,15 +117,18 @@ def looks_like_pickle(head: bytes) -> bool:
 
 
 def decode_image(data: bytes, path: str | Path = "<bytes>") -> Image.Image:
-    """Verify then fully decode encoded image bytes; raises :class:`ImageError`."""
+    """Fully decode encoded image bytes, once; raises :class:`ImageError`.
+
+    ``load()`` reads every pixel, so with Pillow's default ``ImageFile.LOAD_TRUNCATED_IMAGES =
+    False`` a truncated or corrupt file raises here (a separate ``verify()`` pass would parse the
+    file a second time and, for BMP or JPEG, check nothing more).
+    """
     if looks_like_pickle(data[:2]):
         raise ImageError("pickle_refused", path, "the file is a Python pickle; it is never unpickled")
     try:
         with warnings.catch_warnings():
             # A decompression-bomb warning is an error here: such a file is not a formula image.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                probe.verify()
             image = Image.open(io.BytesIO(data))
             image.load()
     except (
@@ -78,24 +144,27 @@ def decode_image(data: bytes, path: str | Path = "<bytes>") -> Image.Image:
     return image
 
 
-def load_image(path: str | Path, root: str | Path) -> Image.Image:
-    """Open the image at ``path`` (inside ``root``), verified and fully decoded.
+def read_image(path: str | Path) -> Image.Image:
+    """Read and fully decode an image file given by the user (no dataset root to stay inside).
 
-    Raises :class:`ImageError` with reason ``path_escapes_root``, ``pickle_refused``,
-    ``missing_image`` or ``unreadable_image``.
+    Raises :class:`ImageError` with reason ``pickle_refused``, ``missing_image`` or
+    ``unreadable_image``.
     """
-    real = resolve_inside(path, root)
-    if real.suffix.lower() in PICKLE_SUFFIXES:
-        raise ImageError("pickle_refused", path, "pickle files are never loaded")
     try:
-        data = real.read_bytes()
-    except FileNotFoundError:
-        raise ImageError("missing_image", path) from None
-    except IsADirectoryError:
-        raise ImageError("unreadable_image", path, "is a directory") from None
+        data = Path(path).read_bytes()
     except OSError as err:
-        raise ImageError("unreadable_image", path, str(err)) from None
+        raise _read_error(err, path) from None
     return decode_image(data, path)
+
+
+def load_image(path: str | Path, root: str | Path | DatasetRoot) -> Image.Image:
+    """Open the image at ``path`` (inside ``root``), fully decoded.
+
+    Pass a :class:`DatasetRoot` when loading many files from one folder. Raises
+    :class:`ImageError` with reason ``path_escapes_root``, ``pickle_refused``, ``missing_image``
+    or ``unreadable_image``.
+    """
+    return (root if isinstance(root, DatasetRoot) else DatasetRoot(root)).load_image(path)
 
 
 def on_white(image: Image.Image) -> Image.Image:
@@ -120,7 +189,8 @@ def on_white(image: Image.Image) -> Image.Image:
 
 def invert(image: Image.Image) -> Image.Image:
     """Swap ink and background (CROHME bitmaps are white on black)."""
-    return ImageOps.invert(on_white(image))
+    # ImageChops inverts in C; ImageOps.invert builds a Python lookup table per call.
+    return ImageChops.invert(on_white(image))
 
 
 def _ink_box(image: Image.Image, threshold: int) -> tuple[int, int, int, int] | None:

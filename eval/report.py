@@ -16,8 +16,6 @@ import html
 import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from data_prep.alignment import align, token_confusions
 from data_prep.confusions import ConfusionTable
+from data_prep.io_utils import write_text_atomic
 from eval.metrics import Scores, format_length_table, format_table
 from eval.predictions import PredictionRow
 from eval.published import comparison_table, has_published_sets
@@ -33,20 +32,8 @@ from eval.published import comparison_table, has_published_sets
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (480, 160)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+#: The former name, still imported by eval/score.py.
+atomic_write_text = write_text_atomic
 
 
 # --------------------------------------------------------------------------- #
@@ -85,9 +72,9 @@ def write_summary(
     """
     out_dir = Path(out_dir)
     md_path, json_path = out_dir / "summary.md", out_dir / "summary.json"
-    atomic_write_text(md_path, summary_markdown(scores_by_set, notes, title=title))
+    write_text_atomic(md_path, summary_markdown(scores_by_set, notes, title=title))
     payload = {"sets": {name: s.as_dict() for name, s in scores_by_set.items()}, **(extra or {})}
-    atomic_write_text(json_path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomic(json_path, json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     return md_path, json_path
 
 
@@ -243,5 +230,5 @@ def write_html_report(
 ) -> Path:
     """Write the HTML error report for scored ``rows`` (atomically); returns its path."""
     out_path = Path(out_path)
-    atomic_write_text(out_path, render_html_report(rows, images_root=images_root, worst=worst, title=title))
+    write_text_atomic(out_path, render_html_report(rows, images_root=images_root, worst=worst, title=title))
     return out_path

@@ -205,3 +205,31 @@ def test_changed_recipe_rebuilds(tmp_path, caplog):
     )
     assert "the recipe changed since the last build" in caplog.text
     assert len(load_split(out, "train")) == 7
+
+
+def test_contamination_exclusions_cite_the_caption_file_and_line(tmp_path):
+    """A training image that is also a test image is excluded, cited as caption file:line."""
+    captions = (SAMPLE / "caption_comer.txt").read_text(encoding="utf-8").split("\n")
+    line_of = {line.split("\t")[0]: number for number, line in enumerate(captions, 1) if line.strip()}
+    overlapping = list(line_of)[3:5]
+    test_root = tmp_path / "fake_test"
+    (test_root / "img").mkdir(parents=True)
+    for name in overlapping:
+        shutil.copy(SAMPLE / "off_image_test" / f"{name}_0.bmp", test_root / "img" / f"{name}.bmp")
+    (test_root / "caption.txt").write_text(
+        "".join(line + "\n" for line in captions if line.split("\t")[0] in overlapping)
+    )
+    recipe = parse_recipe(
+        {
+            "output_dir": str(tmp_path / "out"),
+            "contamination": {"image": "exclude", "formula": "off"},
+            "train": [sample_source()],
+            "test_sets": [{"name": "fake", "reader": "crohme", "root": str(test_root), "split": "test"}],
+        }
+    )
+    out = build_dataset(recipe, progress=False)
+    excluded = json.loads((out / "report.json").read_text())["splits"]["train"]["excluded"]
+    assert excluded["total"] == 2
+    examples_text = "\n".join(e for group in excluded["by_source_and_reason"] for e in group["examples"])
+    for name in overlapping:
+        assert f"[sample] caption_comer.txt:{line_of[name]}: contaminated_image ({name}:" in examples_text

@@ -9,7 +9,7 @@ import pickle
 import pytest
 from PIL import Image
 
-from data_prep.images import ImageError, crop_to_ink, invert, load_image, on_white
+from data_prep.images import DatasetRoot, ImageError, crop_to_ink, invert, load_image, on_white
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -97,3 +97,38 @@ def test_crop_to_ink_on_a_transparent_palette_page():
     assert cropped.convert("L").getpixel((0, 0)) == 255
     assert cropped.convert("L").getpixel((20, 15)) == 0
     assert crop_to_ink(Image.new("L", (50, 50), 255)) is None
+
+
+def test_decodes_each_file_once_and_still_rejects_truncated_files(root, monkeypatch):
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    assert load_image(root / "ok.png", root).getpixel((15, 15)) == 0
+    assert len(opened) == 1  # no separate verify() pass
+    bmp = io.BytesIO()
+    Image.new("L", (64, 64), 0).save(bmp, format="BMP")
+    (root / "cut.bmp").write_bytes(bmp.getvalue()[:-500])
+    with pytest.raises(ImageError) as err:
+        load_image("cut.bmp", root)
+    assert err.value.reason == "unreadable_image"
+
+
+def test_dataset_root_confines_every_kind_of_path(root):
+    images = DatasetRoot(root)
+    (root / "sub").mkdir()
+    (root / "sub" / "deep.png").write_bytes((root / "ok.png").read_bytes())
+    assert images.load_image("sub/deep.png").size == (40, 30)  # below the root, not directly in it
+    assert images.load_image(root / "ok.png").size == (40, 30)
+    assert images.load_image(images.real / "ok.png").size == (40, 30)
+    with pytest.raises(ImageError) as err:
+        images.load_image("sub")
+    assert err.value.reason == "unreadable_image" and "directory" in err.value.detail
+    with pytest.raises(ImageError) as err:
+        images.load_image("sub/../../root/../secret.png")
+    assert err.value.reason == "path_escapes_root"
+    # A link inside the root whose target is a pickle is refused by the target's name.
+    (root / "data.pkl").write_bytes(pickle.dumps([1], protocol=4))
+    os.symlink(root / "data.pkl", root / "image.png")
+    with pytest.raises(ImageError) as err:
+        images.load_image("image.png")
+    assert err.value.reason == "pickle_refused"

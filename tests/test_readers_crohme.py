@@ -104,6 +104,13 @@ def test_bad_inputs_are_counted_with_file_and_line(crohme_sample_dir, tmp_path):
     records, rejects = _read(tmp_path)
     assert [r.id for r in records] == ["18_em_5", "20_em_34"]
     assert records[1].answer == "a b"
+    # Each record cites its caption line (for file:line in later reports), blank and rejected
+    # lines included in the count.
+    assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
+        ("caption_wap.txt", 1),
+        ("caption_wap.txt", 9),
+    ]
+    assert records[0].meta["image_file"] == "18_em_5_0.bmp"
     assert rejects.by_reason("crohme") == {
         "no_tab": 1,
         "empty_label": 1,

@@ -154,3 +154,15 @@ def test_mathwriting_reader():
     assert {r.id: r.meta["label_type"] for r in raw}["mw_normalized"] == "label"
     with pytest.raises(ValueError, match="unknown label_type"):
         _read(mathwriting.read, MATHWRITING, label_type="truth")
+
+
+def test_crohme_inkml_caption_file_lines_are_checked(tmp_path):
+    shutil.copy(INKML / "form_201_E1605.inkml", tmp_path / "a.inkml")
+    shutil.copy(INKML / "form_201_E1605.inkml", tmp_path / "b.inkml")
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a\tx + 1\nb\t  \nc no tab\n")
+    records, rejects = _read(crohme_inkml.read, tmp_path, caption_file=captions)
+    assert [(r.id, r.answer) for r in records] == [("a", "x + 1")]
+    # A caption line with no label is counted, not silently dropped; "b" then has no truth.
+    lines = {r.reason: r.line for examples in rejects.examples.values() for r in examples}
+    assert lines == {"empty_label": 2, "no_tab": 3, "no_truth": None}

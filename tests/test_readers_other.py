@@ -49,7 +49,13 @@ def test_hme100k_bad_lines(tmp_path):
     (split / "test_images" / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     (split / "test_labels.txt").write_bytes(b"a.jpg\tx + 1\nb.jpg\ty\nc.jpg\tz\nd.jpg\n")
     records, rejects = _read(hme100k.read, tmp_path, split="test")
-    assert [r.id for r in records] == ["a"] and records[0].meta == {"has_cjk": False, "image_file": "a.jpg"}
+    assert [r.id for r in records] == ["a"]
+    assert records[0].meta == {
+        "has_cjk": False,
+        "image_file": "a.jpg",
+        "label_file": "test_labels.txt",
+        "line": 1,
+    }
     assert rejects.by_reason() == {"unreadable_image": 1, "missing_image": 1, "no_tab": 1}
 
 
@@ -109,6 +115,10 @@ def test_im2latex_norm_and_csv_variants(tmp_path):
         ("n0", r"\frac { a } { b }", "norm"),
         ("n1", "x _ { 1 }", "norm"),
     ]
+    assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
+        ("im2latex_test_filter.lst", 1),
+        ("im2latex_test_filter.lst", 2),
+    ]
     assert rejects.by_reason() == {"blank_image": 1, "path_escapes_root": 1}
 
     (tmp_path / "im2latex_validate.csv").write_text(
@@ -116,6 +126,7 @@ def test_im2latex_norm_and_csv_variants(tmp_path):
     )
     records, rejects = _read(im2latex.read, tmp_path, split="val")
     assert [(r.id, r.answer, r.meta["variant"]) for r in records] == [("n0", r"\frac { a } { b }", "csv")]
+    assert (records[0].meta["label_file"], records[0].meta["line"]) == ("im2latex_validate.csv", 2)
     assert rejects.by_reason() == {"missing_image": 1, "empty_label": 1}
     with pytest.raises(ValueError, match="unknown variant"):
         _read(im2latex.read, tmp_path, variant="kaggle")
@@ -141,6 +152,11 @@ def test_mlhme38k(tmp_path):
     assert [(r.id, r.answer) for r in records] == [
         ("1", r"\begin{array}{l} x + y = 1 \\ x - y = 2 \end{array}"),
         ("2", r"\begin{array}{l} a = 1 \\ b = 2 \end{array}"),
+    ]
+    # A label broken over two physical lines is cited by its first line.
+    assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
+        ("all_labels.txt", 1),
+        ("all_labels.txt", 2),
     ]
     assert rejects.by_reason() == {"empty_label": 1, "missing_image": 1, "duplicate_id": 1}
 
@@ -177,5 +193,9 @@ def test_m2e_reader(tmp_path):
     assert [(r.id, r.answer, r.meta["multi_line"]) for r in records] == [
         ("0", r"\begin{array}{l} a = 1 \\ b = 2 \end{array}", True),
         ("1", "x ^ { 2 }", False),
+    ]
+    assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
+        ("train.jsonl", 1),
+        ("train.jsonl", 2),
     ]
     assert rejects.by_reason() == {"bad_json": 2, "latex_error": 1, "missing_image": 1, "empty_label": 1}

@@ -1,14 +1,19 @@
-"""Helpers every reader shares: label files split on ``\\n`` only, image indexes, counted rejects."""
+"""Helpers every reader shares: label files split on ``\\n`` only, image indexes, option paths, and
+:class:`RecordMaker`, the label-line-to-record steps (with their counted rejects) of every reader
+that pairs a label file with an image folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-from data_prep.images import ImageError, load_image, on_white, resolve_inside
+from data_prep.contract import Record, main_record
+from data_prep.images import DatasetRoot, ImageError, load_image, on_white
 from data_prep.rejects import Rejects
 
 #: Image suffixes readers look for when a label names an image without one.
@@ -90,8 +95,35 @@ def first_existing(candidates: list[Path], what: str) -> Path:
     raise FileNotFoundError(f"{what} not found; looked for: {looked}")
 
 
+def find_path(
+    root: Path, given: str | Path | None, candidates: list[Path], what: str, *, folder: bool = False
+) -> Path:
+    """The path a reader option names (relative to ``root`` unless absolute; it must exist), or when
+    the option is unset the first existing of ``candidates``; a clear ``FileNotFoundError`` otherwise."""
+    if given is not None:
+        return (require_dir if folder else require_file)(option_path(root, given), what)
+    return first_existing(candidates, what)
+
+
+def iter_tab_labels(path: Path, source: str, rejects: Rejects) -> Iterator[tuple[int, str, str]]:
+    """``(line, name, label)`` of each ``NAME<TAB>label`` line of a caption/labels file.
+
+    Rejected: ``bad_encoding``, ``no_tab`` (no tab on the line), ``empty_label`` (no name or no
+    label after the tab).
+    """
+    for line, text in iter_text_lines(path, source, rejects):
+        name, tab, label = text.partition("\t")
+        name = name.strip()
+        if not tab:
+            rejects.add(source, "no_tab", path, line, f"expected NAME<TAB>tokens: {text[:80]!r}")
+        elif not label.strip() or not name:
+            rejects.add(source, "empty_label", path, line, f"name {name!r}")
+        else:
+            yield line, name, label
+
+
 def load_or_reject(
-    path: Path, root: Path, source: str, rejects: Rejects, file: Path, line: int | None
+    path: Path, root: Path | DatasetRoot, source: str, rejects: Rejects, file: Path, line: int | None
 ) -> Image.Image | None:
     """The decoded image (mode ``L`` or ``RGB``), or ``None`` after rejecting it with its
     :class:`ImageError` reason."""
@@ -102,15 +134,80 @@ def load_or_reject(
         return None
 
 
-def safe_image_path(
-    name: str, directory: Path, root: Path, source: str, rejects: Rejects, file: Path, line: int
-) -> Path | None:
-    """``directory / name`` when it stays inside ``root``; a ``path_escapes_root`` reject otherwise."""
-    try:
-        return resolve_inside(directory / name, root)
-    except ImageError as err:
-        rejects.add(source, err.reason, file, line, err.detail)
+def label_latex(
+    label: str, tokenize_label: bool, source: str, rejects: Rejects, file: Path, line: int | None, what: str
+) -> str | None:
+    """``label`` (tokenised with :func:`tokenize` when asked), or ``None`` after a ``latex_error``
+    (the tokeniser cannot read it) or ``empty_label`` (no tokens) reject; ``what`` names the item."""
+    latex = label
+    if tokenize_label:
+        try:
+            latex = tokenize(label)
+        except ValueError as err:
+            rejects.add(source, "latex_error", file, line, f"{what}: {err}; label: {label[:80]!r}")
+            return None
+    if not latex.strip():
+        rejects.add(source, "empty_label", file, line, f"{what}: no tokens in {label[:80]!r}")
         return None
+    return latex
+
+
+@dataclasses.dataclass
+class RecordMaker:
+    """Turns the labelled lines of one label file into main-task records: the steps every reader of
+    ``label file + image folder`` shares, with their counted rejects.
+
+    One per reader call: ``images`` (the image folder, resolved once) confines every image read,
+    and ``seen`` holds the ids already made, so a repeated id is a ``duplicate_id`` reject.
+    """
+
+    source: str
+    split: str
+    rejects: Rejects
+    label_file: Path
+    images: DatasetRoot
+    #: Tokenise labels with :func:`tokenize` (``latex_error`` when it cannot).
+    tokenize_labels: bool = False
+    #: Applied to each decoded image (invert, crop); ``None`` from it is a ``blank_image`` reject.
+    prepare: Callable[[Image.Image], Image.Image | None] | None = None
+    seen: set[str] = dataclasses.field(default_factory=set)
+
+    def reject(self, reason: str, line: int, detail: str = "") -> None:
+        self.rejects.add(self.source, reason, self.label_file, line, detail)
+
+    def make(
+        self, line: int, image_id: str, label: str, image_path: Path | None, **meta: Any
+    ) -> Record | None:
+        """The record of label-file line ``line`` (its id, raw label and image file), or ``None``
+        after a reject: ``duplicate_id``, ``latex_error``, ``empty_label``, ``missing_image``
+        (``image_path`` is ``None`` or absent), ``unreadable_image``, ``path_escapes_root``,
+        ``pickle_refused``, ``blank_image``.
+
+        ``meta`` gets ``image_file`` (the image's file name, unless ``meta`` names it),
+        ``label_file`` (the label file's name) and ``line``, so a later stage can cite
+        ``label_file:line``.
+        """
+        if image_id in self.seen:
+            self.reject("duplicate_id", line, image_id)
+            return None
+        latex = label_latex(
+            label, self.tokenize_labels, self.source, self.rejects, self.label_file, line, image_id
+        )
+        if latex is None:
+            return None
+        if image_path is None:
+            self.reject("missing_image", line, f"no image for {image_id} in {self.images.path}")
+            return None
+        image = load_or_reject(image_path, self.images, self.source, self.rejects, self.label_file, line)
+        if image is not None and self.prepare is not None:
+            image = self.prepare(image)
+            if image is None:
+                self.reject("blank_image", line, f"{image_path.name} has no ink")
+        if image is None:
+            return None
+        self.seen.add(image_id)
+        where = {"image_file": image_path.name, "label_file": self.label_file.name, "line": line}
+        return main_record(image_id, self.source, self.split, image, latex, **{**where, **meta})
 
 
 def tokenize(raw: str) -> str:

@@ -18,17 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.contract import Record, main_record
+from data_prep.contract import Record
+from data_prep.images import DatasetRoot
 from data_prep.images import invert as invert_image
-from data_prep.readers.common import (
-    first_existing,
-    index_images,
-    iter_text_lines,
-    load_or_reject,
-    option_path,
-    require_dir,
-    require_file,
-)
+from data_prep.readers.common import RecordMaker, find_path, index_images, iter_tab_labels
 from data_prep.rejects import Rejects
 
 SOURCE = "crohme"
@@ -47,27 +40,28 @@ def locate(
         raise ValueError(f"crohme: unknown edition {edition!r}; expected one of {', '.join(EDITIONS)}")
     comer_dirs = [root / "data" / split, root / split]
     comer_dir = next((d for d in comer_dirs if (d / "caption.txt").is_file()), None)
-    if caption_file is not None:
-        captions = require_file(option_path(root, caption_file), "crohme caption file")
-    elif comer_dir is not None:
+    if caption_file is None and comer_dir is not None:
         captions = comer_dir / "caption.txt"
     else:
         names = [f"caption_{edition}.txt"] if edition else [f"caption_{e}.txt" for e in EDITIONS]
         names += [f"{split}_caption.txt", "caption.txt"]
-        captions = first_existing([root / n for n in names], f"crohme caption file for split {split!r}")
+        captions = find_path(
+            root, caption_file, [root / n for n in names], f"crohme caption file for split {split!r}"
+        )
     if edition is None:
         stem = captions.stem.lower()
         edition = (
             "comer" if (comer_dir is not None and captions.parent == comer_dir) or "comer" in stem else "wap"
         )
-    if images_dir is not None:
-        images = require_dir(option_path(root, images_dir), "crohme images folder")
-    else:
-        bases = [captions.parent] if captions.parent == root else [captions.parent, root]
-        names = ["img", f"off_image_{split}", split, "images"]
-        images = first_existing(
-            [base / n for base in bases for n in names] + bases, f"crohme images folder for split {split!r}"
-        )
+    bases = [captions.parent] if captions.parent == root else [captions.parent, root]
+    names = ["img", f"off_image_{split}", split, "images"]
+    images = find_path(
+        root,
+        images_dir,
+        [base / n for base in bases for n in names] + bases,
+        f"crohme images folder for split {split!r}",
+        folder=True,
+    )
     return captions, images, edition
 
 
@@ -93,44 +87,18 @@ def read(
         invert: invert the white-on-black bitmaps (default ``True``).
 
     Rejected: ``bad_encoding``, ``no_tab``, ``empty_label``, ``duplicate_id``, ``missing_image``,
-    ``unreadable_image``, ``path_escapes_root``, ``pickle_refused``.
+    ``unreadable_image``, ``path_escapes_root``, ``pickle_refused``. ``meta`` holds ``edition``,
+    ``image_file``, ``label_file`` (the caption file's name) and ``line`` (its line number).
     """
     root = Path(root).absolute()
     captions, images, edition = locate(root, split, edition, caption_file, images_dir)
     index = index_images(images)
-    seen: set[str] = set()
-    for line_number, text in iter_text_lines(captions, SOURCE, rejects):
-        name, tab, label = text.partition("\t")
-        name = name.strip()
-        if not tab:
-            rejects.add(SOURCE, "no_tab", captions, line_number, f"expected NAME<TAB>tokens: {text[:80]!r}")
-            continue
-        if not label.strip() or not name:
-            rejects.add(SOURCE, "empty_label", captions, line_number, f"name {name!r}")
-            continue
-        if name in seen:
-            rejects.add(SOURCE, "duplicate_id", captions, line_number, name)
-            continue
+    maker = RecordMaker(
+        SOURCE, split, rejects, captions, DatasetRoot(images), prepare=invert_image if invert else None
+    )
+    for line, name, label in iter_tab_labels(captions, SOURCE, rejects):
+        # WAP names its bitmaps NAME_0.bmp, CoMER NAME.bmp.
         image_path = index.get(name) or index.get(f"{name}_0")
-        if image_path is None:
-            rejects.add(
-                SOURCE, "missing_image", captions, line_number, f"no {name}.bmp or {name}_0.bmp in {images}"
-            )
-            continue
-        # Confined to the image folder: a symlinked file pointing elsewhere is refused.
-        image = load_or_reject(image_path, images, SOURCE, rejects, captions, line_number)
-        if image is None:
-            continue
-        if invert:
-            image = invert_image(image)
-        seen.add(name)
-        yield main_record(
-            name,
-            SOURCE,
-            split,
-            image,
-            label,
-            edition=edition,
-            image_file=image_path.name,
-            caption_file=captions.name,
-        )
+        record = maker.make(line, name, label, image_path, edition=edition)
+        if record is not None:
+            yield record

@@ -15,7 +15,7 @@ from typing import Any
 
 from data_prep.contract import Record
 from data_prep.inkml_render import RenderOptions
-from data_prep.readers.common import iter_text_lines, option_path, require_file
+from data_prep.readers.common import iter_tab_labels, option_path, require_file
 from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
 from data_prep.rejects import Rejects
 
@@ -24,14 +24,7 @@ SOURCE = "crohme_inkml"
 
 def _captions(path: Path, rejects: Rejects) -> dict[str, str]:
     """``NAME -> tokens`` from a CROHME caption file (for test InkML files that carry no truth)."""
-    labels: dict[str, str] = {}
-    for line_number, text in iter_text_lines(path, SOURCE, rejects):
-        name, tab, label = text.partition("\t")
-        if not tab:
-            rejects.add(SOURCE, "no_tab", path, line_number, f"expected NAME<TAB>tokens: {text[:80]!r}")
-        elif label.strip():
-            labels[name.strip()] = label
-    return labels
+    return {name: label for _, name, label in iter_tab_labels(path, SOURCE, rejects)}
 
 
 def read(

@@ -21,17 +21,9 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.contract import Record, main_record
-from data_prep.images import crop_to_ink
-from data_prep.readers.common import (
-    first_existing,
-    iter_lines,
-    load_or_reject,
-    option_path,
-    require_dir,
-    safe_image_path,
-    tokenize,
-)
+from data_prep.contract import Record
+from data_prep.images import DatasetRoot, crop_to_ink
+from data_prep.readers.common import RecordMaker, find_path, iter_lines
 from data_prep.rejects import Rejects
 
 SOURCE = "im2latex"
@@ -99,8 +91,10 @@ def read(
             raw full pages, harmless on processed ones).
 
     Rejects: ``bad_split_line``, ``missing_formula`` (index past the end), ``bad_encoding``,
-    ``empty_label``, ``latex_error``, ``missing_image``, ``unreadable_image``, ``blank_image``,
-    ``path_escapes_root``, ``pickle_refused``.
+    ``empty_label``, ``duplicate_id``, ``latex_error``, ``missing_image``, ``unreadable_image``,
+    ``path_escapes_root``, ``pickle_refused``, ``blank_image``. ``meta`` holds ``variant``,
+    ``image_file``, ``formula_index`` and ``render_type`` (list files), ``label_file`` (the split
+    list or csv) and ``line`` (its line number).
     """
     root = Path(root).absolute()
     split = _SPLIT_ALIASES.get(split, split)
@@ -115,21 +109,18 @@ def read(
     image_names = ["formula_images", "images"]
     if variant != "raw":
         image_names = ["formula_images_processed", "images_processed", *image_names]
-    if images_dir is not None:
-        images = require_dir(option_path(root, images_dir), "im2latex images folder")
-    else:
-        images = first_existing([root / n for n in image_names], "im2latex images folder")
+    images = find_path(
+        root, images_dir, [root / n for n in image_names], "im2latex images folder", folder=True
+    )
 
     def items() -> Iterator[tuple[Path, int, str, str | None, dict]]:
         """``(file, line, image_name, formula or None, meta)`` per sample."""
         if variant == "csv":
-            path = (
-                option_path(root, split_file)
-                if split_file
-                else first_existing(
-                    [root / f"im2latex_{split}.csv", root / f"{split}.csv"],
-                    f"im2latex csv for split {split!r}",
-                )
+            path = find_path(
+                root,
+                split_file,
+                [root / f"im2latex_{split}.csv", root / f"{split}.csv"],
+                f"im2latex csv for split {split!r}",
             )
             try:
                 text = path.read_bytes().decode("utf-8")
@@ -143,18 +134,12 @@ def read(
             return
         names = ["im2latex_formulas.norm.lst", "formulas.norm.lst"] if variant == "norm" else []
         names += ["im2latex_formulas.lst", "formulas.lst"] if variant == "raw" else []
-        formulas_path = (
-            option_path(root, formulas_file)
-            if formulas_file
-            else first_existing([root / n for n in names], "im2latex formulas file")
-        )
+        formulas_path = find_path(root, formulas_file, [root / n for n in names], "im2latex formulas file")
         formulas = _formulas(formulas_path)
         lists = [f"im2latex_{split}_filter.lst", f"{split}_filter.lst"] if variant == "norm" else []
         lists += [f"im2latex_{split}.lst", f"{split}.lst"]
-        list_path = (
-            option_path(root, split_file)
-            if split_file
-            else first_existing([root / n for n in lists], f"im2latex split list for {split!r}")
+        list_path = find_path(
+            root, split_file, [root / n for n in lists], f"im2latex split list for {split!r}"
         )
         for line_number, name, index, render in _split_items(list_path, rejects):
             if index >= len(formulas):
@@ -169,42 +154,26 @@ def read(
             meta = {"formula_index": index, **({"render_type": render} if render else {})}
             yield list_path, line_number, name, formula, meta
 
-    seen: set[str] = set()
-    for file, line_number, name, formula, meta in items():
+    prepare = (lambda image: crop_to_ink(image, margin=margin)) if crop else None
+    maker: RecordMaker | None = None
+    for file, line, name, formula, meta in items():
+        if maker is None:  # the label file (csv or split list) is known once items() has found it
+            maker = RecordMaker(SOURCE, split, rejects, file, DatasetRoot(images), tokenize_formulas, prepare)
         if not formula or not formula.strip():
-            rejects.add(SOURCE, "empty_label", file, line_number, name)
+            maker.reject("empty_label", line, name)
             continue
         if not name.strip():
-            rejects.add(SOURCE, "missing_image", file, line_number, "no image name")
+            maker.reject("missing_image", line, "no image name")
             continue
         image_name = name if Path(name).suffix else f"{name}.png"
-        image_id = Path(image_name).stem
-        if image_id in seen:
-            rejects.add(SOURCE, "duplicate_id", file, line_number, image_id)
-            continue
-        if tokenize_formulas:
-            try:
-                latex = tokenize(formula)
-            except ValueError as err:
-                rejects.add(SOURCE, "latex_error", file, line_number, f"{err}; formula: {formula[:80]!r}")
-                continue
-        else:
-            latex = formula
-        if not latex.strip():
-            rejects.add(SOURCE, "empty_label", file, line_number, f"no tokens in {formula[:80]!r}")
-            continue
-        path = safe_image_path(image_name, images, images, SOURCE, rejects, file, line_number)
-        if path is None:
-            continue
-        image = load_or_reject(path, images, SOURCE, rejects, file, line_number)
-        if image is None:
-            continue
-        if crop:
-            image = crop_to_ink(image, margin=margin)
-            if image is None:
-                rejects.add(SOURCE, "blank_image", file, line_number, f"{image_name} has no ink")
-                continue
-        seen.add(image_id)
-        yield main_record(
-            image_id, SOURCE, split, image, latex, variant=variant, image_file=image_name, **meta
+        record = maker.make(
+            line,
+            Path(image_name).stem,
+            formula,
+            images / image_name,
+            variant=variant,
+            image_file=image_name,
+            **meta,
         )
+        if record is not None:
+            yield record

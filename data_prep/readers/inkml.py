@@ -18,9 +18,9 @@ import defusedxml.ElementTree as SafeElementTree
 from tqdm import tqdm
 
 from data_prep.contract import Record, main_record
-from data_prep.images import ImageError, resolve_inside
+from data_prep.images import DatasetRoot, ImageError
 from data_prep.inkml_render import RenderOptions, render_traces
-from data_prep.readers.common import tokenize
+from data_prep.readers.common import label_latex
 from data_prep.rejects import Rejects
 
 
@@ -135,9 +135,10 @@ def iter_inkml_records(
 
     ``pick_label(path, document)`` returns the raw label (``None``: no label) and extra meta.
     """
+    root = DatasetRoot(folder)
     for path in tqdm(files, desc=f"{source} {split}", unit="file", disable=len(files) < 1000):
         try:
-            resolve_inside(path, folder)
+            root.resolve(path)
             document = parse_inkml(path)
         except ImageError as err:
             rejects.add(source, err.reason, path, None, err.detail)
@@ -153,16 +154,8 @@ def iter_inkml_records(
         if not raw:
             rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
             continue
-        if tokenize_label:
-            try:
-                latex = tokenize(raw)
-            except ValueError as err:
-                rejects.add(source, "latex_error", path, None, f"{err}; raw: {raw[:80]!r}")
-                continue
-        else:
-            latex = raw
-        if not latex.strip():
-            rejects.add(source, "empty_label", path, None, f"no tokens in {raw[:80]!r}")
+        latex = label_latex(raw, tokenize_label, source, rejects, path, None, path.stem)
+        if latex is None:
             continue
         try:
             image = render_traces(document.traces, render_options)

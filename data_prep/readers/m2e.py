@@ -20,17 +20,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.contract import Record, main_record
-from data_prep.readers.common import (
-    first_existing,
-    index_images,
-    iter_text_lines,
-    load_or_reject,
-    option_path,
-    require_dir,
-    require_file,
-    tokenize,
-)
+from data_prep.contract import Record
+from data_prep.images import DatasetRoot
+from data_prep.readers.common import RecordMaker, find_path, index_images, iter_text_lines
 from data_prep.rejects import Rejects
 
 SOURCE = "m2e"
@@ -78,61 +70,41 @@ def read(
 
     Rejects: ``bad_encoding``, ``bad_json`` (not a JSON object with string ``name`` and ``tex``),
     ``empty_label``, ``duplicate_id``, ``latex_error``, ``missing_image``, ``unreadable_image``,
-    ``path_escapes_root``, ``pickle_refused``.
+    ``path_escapes_root``, ``pickle_refused``. ``meta`` holds ``multi_line``, ``image_file``,
+    ``label_file`` and ``line`` (the labels file's line number).
     """
     root = Path(root).absolute()
-    if labels_file is not None:
-        labels = require_file(option_path(root, labels_file), "m2e labels file")
-    else:
-        names = [f"{split}.jsonl", f"{split}.json", f"{split}/{split}.jsonl", f"{split}/labels.jsonl"]
-        labels = first_existing([root / n for n in names], f"m2e labels for split {split!r}")
-    if images_dir is not None:
-        images = require_dir(option_path(root, images_dir), "m2e images folder")
-    else:
-        candidates = [root / split / "images", root / f"{split}_images", root / "images", root / split]
-        images = first_existing([c for c in candidates if c.is_dir()] or candidates, "m2e images folder")
+    names = [f"{split}.jsonl", f"{split}.json", f"{split}/{split}.jsonl", f"{split}/labels.jsonl"]
+    labels = find_path(root, labels_file, [root / n for n in names], f"m2e labels for split {split!r}")
+    candidates = [root / split / "images", root / f"{split}_images", root / "images", root / split]
+    images = find_path(
+        root,
+        images_dir,
+        [c for c in candidates if c.is_dir()] or candidates,
+        "m2e images folder",
+        folder=True,
+    )
     index = index_images(images)
-    seen: set[str] = set()
-    for line_number, text in iter_text_lines(labels, SOURCE, rejects):
+    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels)
+    for line, text in iter_text_lines(labels, SOURCE, rejects):
         try:
             item = json.loads(text)
         except json.JSONDecodeError as err:
-            rejects.add(SOURCE, "bad_json", labels, line_number, str(err))
+            maker.reject("bad_json", line, str(err))
             continue
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("name"), str)
             or not isinstance(item.get("tex"), str)
         ):
-            rejects.add(SOURCE, "bad_json", labels, line_number, 'expected {"name": str, "tex": str}')
+            maker.reject("bad_json", line, 'expected {"name": str, "tex": str}')
             continue
         name = item["name"].strip()
         latex = convert_pseudo_tokens(item["tex"])
         if not name or not latex:
-            rejects.add(SOURCE, "empty_label", labels, line_number, f"name {name!r}")
+            maker.reject("empty_label", line, f"name {name!r}")
             continue
-        image_path = index.get(name)
-        image_id = Path(name).stem
-        if image_id in seen:
-            rejects.add(SOURCE, "duplicate_id", labels, line_number, name)
-            continue
-        if tokenize_labels:
-            try:
-                latex = tokenize(latex)
-            except ValueError as err:
-                rejects.add(SOURCE, "latex_error", labels, line_number, f"{name}: {err}")
-                continue
-            if not latex.strip():
-                rejects.add(SOURCE, "empty_label", labels, line_number, f"{name}: no tokens")
-                continue
-        if image_path is None:
-            rejects.add(SOURCE, "missing_image", labels, line_number, f"no image named {name} in {images}")
-            continue
-        image = load_or_reject(image_path, images, SOURCE, rejects, labels, line_number)
-        if image is None:
-            continue
-        seen.add(image_id)
         multi_line = bool(_NEWLINE.search(item["tex"]))
-        yield main_record(
-            image_id, SOURCE, split, image, latex, image_file=image_path.name, multi_line=multi_line
-        )
+        record = maker.make(line, Path(name).stem, latex, index.get(name), multi_line=multi_line)
+        if record is not None:
+            yield record

@@ -12,17 +12,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_prep.contract import Record, main_record
-from data_prep.readers.common import (
-    first_existing,
-    index_images,
-    iter_text_lines,
-    load_or_reject,
-    option_path,
-    require_dir,
-    require_file,
-    tokenize,
-)
+from data_prep.contract import Record
+from data_prep.images import DatasetRoot
+from data_prep.readers.common import RecordMaker, find_path, index_images, iter_text_lines
 from data_prep.rejects import Rejects
 
 SOURCE = "mlhme38k"
@@ -73,48 +65,29 @@ def read(
 
     Rejects: ``bad_encoding``, ``empty_label``, ``duplicate_id``, ``latex_error`` (also an unclosed
     environment at the end of the file), ``missing_image``, ``unreadable_image``,
-    ``path_escapes_root``, ``pickle_refused``.
+    ``path_escapes_root``, ``pickle_refused``. ``meta`` holds ``image_file``, ``label_file`` and
+    ``line`` (the labels file's line number; a label's first line when it spans several).
     """
     root = Path(root).absolute()
     bases = [root / f"{split}_set", root / split, root]
-    if labels_file is not None:
-        labels = require_file(option_path(root, labels_file), "mlhme38k labels file")
-    else:
-        labels = first_existing(
-            [b / n for b in bases for n in ("all_labels.txt", f"{split}_labels.txt")], "mlhme38k labels"
-        )
-    if images_dir is not None:
-        images = require_dir(option_path(root, images_dir), "mlhme38k images folder")
-    else:
-        base = labels.parent
-        images = first_existing([base / f"{split}_images", base / "images"], "mlhme38k images folder")
+    labels = find_path(
+        root,
+        labels_file,
+        [b / n for b in bases for n in ("all_labels.txt", f"{split}_labels.txt")],
+        "mlhme38k labels",
+    )
+    base = labels.parent
+    images = find_path(
+        root, images_dir, [base / f"{split}_images", base / "images"], "mlhme38k images folder", folder=True
+    )
     index = index_images(images)
-    seen: set[str] = set()
-    for line_number, name, label in _labels(labels, rejects):
+    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels)
+    for line, name, label in _labels(labels, rejects):
         if not name or not label:
-            rejects.add(SOURCE, "empty_label", labels, line_number, f"name {name!r}")
+            maker.reject("empty_label", line, f"name {name!r}")
             continue
         image_path = index.get(name)
         image_id = image_path.stem if image_path is not None else name
-        if image_id in seen:
-            rejects.add(SOURCE, "duplicate_id", labels, line_number, name)
-            continue
-        if tokenize_labels:
-            try:
-                latex = tokenize(label)
-            except ValueError as err:
-                rejects.add(SOURCE, "latex_error", labels, line_number, f"{name}: {err}")
-                continue
-        else:
-            latex = label
-        if not latex.strip():
-            rejects.add(SOURCE, "empty_label", labels, line_number, f"{name}: no tokens in {label[:80]!r}")
-            continue
-        if image_path is None:
-            rejects.add(SOURCE, "missing_image", labels, line_number, f"no image named {name} in {images}")
-            continue
-        image = load_or_reject(image_path, images, SOURCE, rejects, labels, line_number)
-        if image is None:
-            continue
-        seen.add(image_id)
-        yield main_record(image_id, SOURCE, split, image, latex, image_file=image_path.name)
+        record = maker.make(line, image_id, label, image_path)
+        if record is not None:
+            yield record
