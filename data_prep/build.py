@@ -32,14 +32,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from tqdm.auto import tqdm
 
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match, fingerprint
 from data_prep.contract import TASK_MAIN, Record, record_features
-from data_prep.io_utils import write_json_atomic
+from data_prep.io_utils import atomic_output, write_json_atomic
 from data_prep.recipe import (
     DERIVED_TASKS,
     ERROR_TASKS,
@@ -50,6 +50,9 @@ from data_prep.recipe import (
     load_recipe,
 )
 from data_prep.rejects import Reject, Rejects, TooManyRejects
+
+if TYPE_CHECKING:
+    from data_prep.confusions import ConfusionTable
 
 logger = logging.getLogger("data_prep.build")
 
@@ -156,16 +159,46 @@ class Prepared:
     rejects: list[Reject]
 
 
+def learned_confusions(path: str | Path, where: str) -> ConfusionTable:
+    """The built-in confusion table plus the learned one at ``path`` (a
+    :meth:`ConfusionTable.to_json` file); a :class:`RecipeError` naming ``where`` when unusable."""
+    from data_prep.confusions import ConfusionTable
+
+    if not Path(path).is_file():
+        raise RecipeError(
+            f"{where}: confusion table {path} does not exist (write one with python -m eval.mine_errors "
+            "or python -m data_prep.confusions)"
+        )
+    try:
+        learned = ConfusionTable.from_json(path)
+    except (OSError, ValueError) as err:
+        raise RecipeError(f"{where}: {err}") from None
+    logger.info(
+        "%s: %d learned confusion pairs from %s, added to the built-in table", where, len(learned), path
+    )
+    return ConfusionTable.builtin().merged(learned)
+
+
 class RecordProcessor:
-    """Fingerprint + PNG-encode one main record's image and derive its auxiliary records."""
+    """Fingerprint + PNG-encode one main record's image and derive its auxiliary records.
+
+    ``confusions``: per error task, the table its synthetic errors draw substitutions from
+    (absent: the built-in table).
+    """
 
     def __init__(
-        self, seed: int, source: str, tasks: dict[str, TaskSpec], predictions: dict[str, dict[str, list[str]]]
+        self,
+        seed: int,
+        source: str,
+        tasks: dict[str, TaskSpec],
+        predictions: dict[str, dict[str, list[str]]],
+        confusions: dict[str, ConfusionTable] | None = None,
     ):
         self.seed = seed
         self.source = source
         self.tasks = tasks
         self.predictions = predictions
+        self.confusions = confusions or {}
 
     def chosen(self, task: str, record_id: str) -> bool:
         spec = self.tasks[task]
@@ -199,7 +232,9 @@ class RecordProcessor:
 
         if spec.synthetic is not None:
             rng = random.Random(f"{self.seed}:{self.source}:{task}:{record.id}")
-            return error_driven.synthetic_samples(record, rng, spec.synthetic, rejects=rejects)
+            return error_driven.synthetic_samples(
+                record, rng, spec.synthetic, confusions=self.confusions.get(task), rejects=rejects
+            )
         wrong = self.predictions.get(task, {}).get(record.id)
         if not wrong:
             return []
@@ -352,6 +387,7 @@ class DatasetBuilder:
         self.num_proc = max(1, num_proc)
         self.progress = progress
         self.recipe_hash = recipe.content_hash()
+        self.confusions = self._load_confusions()  # before any work: a bad table fails at once
         self.index = ContaminationIndex(recipe.contamination.perceptual_max_distance)
         self.features = record_features()
         self.manifest = self._open_manifest(fresh)
@@ -653,10 +689,16 @@ class DatasetBuilder:
             source_position = position.get(spec.name, {})
             if source_position.get("done"):
                 continue
-            predictions = self._load_predictions(spec) if plan.is_train else {}
-            processor = RecordProcessor(
-                self.recipe.seed, spec.name, spec.tasks if plan.is_train else {}, predictions
-            )
+            if plan.is_train:
+                processor = RecordProcessor(
+                    self.recipe.seed,
+                    spec.name,
+                    spec.tasks,
+                    self._load_predictions(spec),
+                    self.confusions.get(spec.name),
+                )
+            else:
+                processor = RecordProcessor(self.recipe.seed, spec.name, {}, {})
             items = self._selected_records(plan, spec, source_position, reader_rejects)
             for item in self._map(processor, items):
                 yield spec, item
@@ -680,6 +722,20 @@ class DatasetBuilder:
             for item in pool.imap(_work, bounded(), chunksize=4):
                 slots.release()
                 yield item
+
+    def _load_confusions(self) -> dict[str, dict[str, ConfusionTable]]:
+        """Per train source and error task, the built-in table plus the learned one it names."""
+        tables: dict[str, ConfusionTable] = {}
+        out: dict[str, dict[str, ConfusionTable]] = {}
+        for spec in self.recipe.train:
+            for task, task_spec in spec.tasks.items():
+                path = task_spec.confusions
+                if path:
+                    if path not in tables:
+                        where = f"{self.recipe.path}: source {spec.name!r}: tasks.{task}.confusions"
+                        tables[path] = learned_confusions(path, where)
+                    out.setdefault(spec.name, {})[task] = tables[path]
+        return out
 
     def _load_predictions(self, spec: SourceSpec) -> dict[str, dict[str, list[str]]]:
         out: dict[str, dict[str, list[str]]] = {}
@@ -708,9 +764,8 @@ class DatasetBuilder:
         table = pa.Table.from_pydict(
             {name: [row[name] for row in rows] for name in schema.names}, schema=schema
         )
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP)
 
     def _merge_into_last(
         self, work_dir: Path, entry: dict[str, Any], current: ShardStats, checkpoint: dict[str, Any]

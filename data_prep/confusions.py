@@ -27,9 +27,9 @@ import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from data_prep import io_utils
 from data_prep.alignment import token_confusions
 from data_prep.contract import normalize_answer
-from data_prep.io_utils import write_text_atomic
 from data_prep.rejects import Rejects
 
 logger = logging.getLogger(__name__)
@@ -264,7 +264,9 @@ class ConfusionTable:
 
     def to_json(self, path: str | Path) -> None:
         """Write atomically (temp file, then rename)."""
-        write_text_atomic(Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
+        io_utils.write_text_atomic(
+            Path(path), json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
+        )
 
     @classmethod
     def from_json(cls, path: str | Path) -> ConfusionTable:

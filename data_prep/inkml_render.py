@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import statistics
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from data_prep.io_utils import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -213,9 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  {key:<13} mean {s['mean']:.3f}  median {s['median']:.3f}  min {s['min']:.3f}  max {s['max']:.3f}"
         )
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(args.json)
+        write_json_atomic(args.json, report, indent=2)
 
 
 if __name__ == "__main__":

@@ -3,29 +3,42 @@
 Each helper writes to a temporary file beside the target (same folder, so the same file system),
 flushes it, then renames it over the target with :func:`os.replace`, which is atomic on POSIX and
 Windows. The temporary file is removed when anything fails. Parent folders are created.
+:func:`atomic_output` gives the same guarantee to writers that want a path of their own (parquet,
+PIL images).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file beside it, then :func:`os.replace`)."""
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write to; when the block ends without an error it
+    is renamed over ``path`` (:func:`os.replace`), otherwise removed. The temporary name ends in
+    ``.tmp``, so a writer that picks its format from the suffix must be told the format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file beside it, then :func:`os.replace`)."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -38,4 +51,4 @@ def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 1) -
     write_text_atomic(path, json.dumps(value, indent=indent))
 
 
-__all__ = ["write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_output", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]

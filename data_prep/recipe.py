@@ -64,13 +64,17 @@ class TaskSpec:
     ``fraction``: share of main records (chosen by a seeded hash of the record id, so the choice is
     stable across runs and resumes). ``max_records``: cap on the records derived for this source.
     Error tasks also say where wrong predictions come from: ``synthetic`` (that many synthetic
-    wrong predictions per record) or ``predictions`` (prediction files keyed by record id).
+    wrong predictions per record) or ``predictions`` (prediction files keyed by record id). With
+    ``synthetic``, ``confusions`` may name a learned confusion table (JSON of
+    ``data_prep.confusions.ConfusionTable.to_json``, e.g. the ``confusions.json`` of
+    ``python -m eval.mine_errors``), added to the built-in table for the symbol substitutions.
     """
 
     fraction: float = 1.0
     max_records: int | None = None
     synthetic: int | None = None
     predictions: tuple[str, ...] = ()
+    confusions: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +126,17 @@ class DataRecipe:
         content = dataclasses.asdict(self)
         for key in ("output_dir", "sharegpt", "num_proc", "path", "max_reject_fraction"):
             content.pop(key)
+        # A learned confusion table changes the synthetic errors when its contents change.
+        content["confusion_tables"] = {
+            path: hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else None
+            for path in sorted(self.confusion_paths())
+        }
         text = json.dumps(content, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def confusion_paths(self) -> set[str]:
+        """The learned confusion tables the error tasks name."""
+        return {t.confusions for s in self.train for t in s.tasks.values() if t.confusions}
 
     def split_names(self) -> list[str]:
         """Output splits: every test set (explicit and holdout) first, then ``train``."""
@@ -194,7 +207,9 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
             else _int(spec["max_records"], f"{where}.max_records", 1),
         )
     # Error-driven tasks need to know where the wrong predictions come from.
-    spec = _check_keys(value, {"fraction", "max_records", "synthetic", "predictions"}, set(), where)
+    spec = _check_keys(
+        value, {"fraction", "max_records", "synthetic", "predictions", "confusions"}, set(), where
+    )
     synthetic = spec.get("synthetic")
     predictions = spec.get("predictions") or []
     if isinstance(predictions, str):
@@ -203,6 +218,11 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
         raise _fail(where, "give exactly one of 'synthetic: N' or 'predictions: [files]'")
     if not isinstance(predictions, list):
         raise _fail(f"{where}.predictions", "expected a list of prediction files")
+    confusions = spec.get("confusions")
+    if confusions is not None:
+        if synthetic is None:
+            raise _fail(f"{where}.confusions", "a confusion table only shapes 'synthetic' errors")
+        confusions = _str(confusions, f"{where}.confusions")
     return TaskSpec(
         fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
         max_records=None
@@ -210,6 +230,7 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
         else _int(spec["max_records"], f"{where}.max_records", 1),
         synthetic=None if synthetic is None else _int(synthetic, f"{where}.synthetic", 1),
         predictions=tuple(_str(p, f"{where}.predictions") for p in predictions),
+        confusions=confusions,
     )
 
 
@@ -350,7 +371,8 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
 
 
 def check_paths(recipe: DataRecipe) -> None:
-    """Fail clearly when a source root or a predictions file named by the recipe is absent."""
+    """Fail clearly when a source root, predictions file or confusion table named by the recipe is
+    absent."""
     missing = []
     for spec in recipe.train + recipe.test_sets:
         if not Path(spec.root).exists():
@@ -361,6 +383,8 @@ def check_paths(recipe: DataRecipe) -> None:
                 for p in task_spec.predictions
                 if not Path(p).is_file()
             ]
+            if task_spec.confusions and not Path(task_spec.confusions).is_file():
+                missing.append(f"source {spec.name!r}: tasks.{task}.confusions {task_spec.confusions}")
     if missing:
         raise RecipeError(f"{recipe.path}: missing paths:\n  " + "\n  ".join(missing))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data_prep.confusions import write_text_atomic
+from data_prep.io_utils import write_text_atomic
 
 if TYPE_CHECKING:  # imports for annotations only: build imports this module
     from data_prep.build import SplitResult

@@ -21,14 +21,13 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_prep.confusions import write_text_atomic
 from data_prep.dataset import list_splits, load_split
+from data_prep.io_utils import write_bytes_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +58,7 @@ def dataset_info_entry(file_name: str) -> dict[str, Any]:
 def _write_image(data: bytes, path: Path) -> None:
     if path.exists():
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
 
 
 def export_split(data_dir: Path, split: str, out_dir: Path, progress: bool = True) -> int:

@@ -110,8 +110,8 @@ def send(url: str, request: dict[str, Any], *, timeout: float = 120.0, api_key: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from data_prep.images import ImageError
-    from eval.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model, read_image
+    from data_prep.images import ImageError, read_image
+    from eval.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model
 
     parser = argparse.ArgumentParser(
         prog="python -m eval.client",

@@ -21,9 +21,7 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +37,7 @@ from data_prep.contract import (
     prompt_for,
 )
 from data_prep.images import ImageError, decode_image
+from data_prep.io_utils import atomic_output
 from eval.backends import BACKENDS, Backend, get_backend
 from eval.metrics import Scores
 from eval.predictions import (
@@ -163,13 +162,10 @@ def save_thumbnail(image: Image.Image, out_dir: Path, set_name: str, item_id: st
     relative = Path(IMAGES_DIR) / _safe_name(set_name) / f"{_safe_name(item_id)}.png"
     target = out_dir / relative
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
         thumb = image.convert("RGB")
         thumb.thumbnail(THUMBNAIL)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".png.tmp")
-        with os.fdopen(fd, "wb") as handle:
-            thumb.save(handle, format="PNG")
-        os.replace(tmp, target)
+        with atomic_output(target) as tmp:
+            thumb.save(tmp, format="PNG")
     return relative.as_posix()
 
 

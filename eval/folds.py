@@ -17,7 +17,6 @@ here with ``datasets.Dataset.to_parquet`` (same columns and features; images sta
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from data_prep.build import SHARD_PATTERN, stable_fraction
 from data_prep.contract import TASK_MAIN
 from data_prep.dataset import MANIFEST
-from data_prep.io_utils import write_json_atomic
+from data_prep.io_utils import atomic_output, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +67,8 @@ def write_subset(
     for number in range(total):
         chunk = indices[number * SHARD_ROWS : (number + 1) * SHARD_ROWS]
         name = SHARD_PATTERN.format(index=number, total=total)
-        tmp = split_dir / f".{name}.tmp"
-        dataset.select(chunk).to_parquet(str(tmp))
-        os.replace(tmp, split_dir / name)
+        with atomic_output(split_dir / name) as tmp:
+            dataset.select(chunk).to_parquet(str(tmp))
         shards.append({"file": f"{split}/{name}", "rows": len(chunk)})
     write_json_atomic(out_dir / MANIFEST, {"splits": {split: {"complete": True, "shards": shards}}, **info})
     logger.info("wrote %d rows in %d shard(s) to %s", len(indices), total, split_dir)

@@ -3,8 +3,8 @@
     python -m eval.predict --model exports/merged formula.png scan.jpg
     python -m eval.predict --model outputs/sft samples/crohme2014_test/off_image_test --jsonl preds.jsonl
 
-Each image is read safely (``data_prep.images.decode_image``: verified, pickles refused), inverted
-when it is white ink on black (CROHME bitmaps; ``--invert auto`` decides from the mean brightness),
+Each image is read safely (``data_prep.images.read_image``: fully decoded, pickles refused), inverted
+when it is white ink on black (CROHME bitmaps; ``--invert auto`` asks ``data_prep.images.mostly_dark``),
 then handed to an inference backend (``eval.backends``), which prepares it exactly as in training
 (``contract.prepare_image``) and asks the task's prompt. Output: ``NAME<TAB>latex`` per image on
 stdout, or JSON lines (``--jsonl``). Folders are read in sorted order. An image that cannot be read
@@ -17,17 +17,16 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageStat
+from PIL import Image
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
-from data_prep.images import ImageError, decode_image, invert, on_white
+from data_prep.images import ImageError, invert, mostly_dark, on_white, read_image
+from data_prep.io_utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +34,6 @@ logger = logging.getLogger(__name__)
 PREDICT_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
 INVERT_MODES = ("auto", "yes", "no")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-#: ``--invert auto``: an image whose mean grey level is below this is taken as light ink on dark.
-DARK_MEAN = 128
 
 
 @dataclasses.dataclass
@@ -55,32 +52,12 @@ class Prediction:
         return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
 
 
-def mostly_dark(image: Image.Image) -> bool:
-    """True when the image is mostly dark (light ink on a dark page, as CROHME's bitmaps)."""
-    gray = on_white(image).convert("L")
-    return ImageStat.Stat(gray).mean[0] < DARK_MEAN
-
-
 def prepare_for_model(image: Image.Image, invert_mode: str = "auto") -> tuple[Image.Image, bool]:
     """The image with dark ink on a light page, and whether it was inverted."""
     if invert_mode not in INVERT_MODES:
         raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, not {invert_mode!r}")
     flip = invert_mode == "yes" or (invert_mode == "auto" and mostly_dark(image))
     return (invert(image) if flip else on_white(image)), flip
-
-
-def read_image(path: str | Path) -> Image.Image:
-    """Read and fully decode an image file; :class:`ImageError` (with a reason) when it cannot be."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError("missing_image", path) from None
-    except IsADirectoryError:
-        raise ImageError("unreadable_image", path, "is a directory") from None
-    except OSError as err:
-        raise ImageError("unreadable_image", path, str(err)) from None
-    return decode_image(data, path)
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -176,15 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_jsonl(path: Path, rows: list[Prediction]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(row.to_json() + "\n" for row in rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, "".join(row.to_json() + "\n" for row in rows))
 
 
 def run(args: argparse.Namespace, backend: Any | None = None) -> int:

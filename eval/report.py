@@ -32,8 +32,6 @@ from eval.published import comparison_table, has_published_sets
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (480, 160)
-#: The former name, still imported by eval/score.py.
-atomic_write_text = write_text_atomic
 
 
 # --------------------------------------------------------------------------- #

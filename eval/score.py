@@ -32,13 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.io_utils import write_text_atomic
 from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
 from eval.compare import Comparison, bootstrap_ci, compare_rows
 from eval.metrics import Scores, score_items
 from eval.predictions import ERROR_MISSING_PREDICTION, REQUIRED_FIELDS, PredictionRow, read_prediction_rows
 from eval.published import canonical_set_name
-from eval.report import atomic_write_text, summary_markdown, write_html_report, write_summary
+from eval.report import summary_markdown, write_html_report, write_summary
 
 logger = logging.getLogger(__name__)
 
@@ -434,8 +435,8 @@ def score_file(
 
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> None:
-    atomic_write_text(out_dir / "compare.md", comparison.to_markdown() + "\n")
-    atomic_write_text(
+    write_text_atomic(out_dir / "compare.md", comparison.to_markdown() + "\n")
+    write_text_atomic(
         out_dir / "compare.json", json.dumps(comparison.as_dict(), ensure_ascii=False, indent=2) + "\n"
     )
 

@@ -11,7 +11,7 @@ from PIL import Image
 from data_prep.contract import COUNTING_PROMPT, MAIN_PROMPT, TREE_COT_PROMPT
 from data_prep.images import invert
 from eval.backends import get_backend, resolve_backend_name, stop_token_ids, vllm_importable
-from eval.backends.vllm import inspect_adapter, merge_adapter
+from eval.backends.vllm import inspect_adapter, merge_for_vllm
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,12 @@ def make_adapter(base_dir: Path, out_dir: Path, target_modules: list[str], seed:
 @pytest.fixture(scope="module")
 def lm_adapter(tiny_model_dir, tmp_path_factory) -> Path:
     return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("lm-adapter"), ["q_proj", "v_proj"])
+
+
+@pytest.fixture(scope="module")
+def vision_adapter(tiny_model_dir, tmp_path_factory) -> Path:
+    # down_proj also names the vision tower's MLP (model.visual.blocks.N.mlp.down_proj).
+    return make_adapter(tiny_model_dir, tmp_path_factory.mktemp("vision-adapter"), ["q_proj", "down_proj"])
 
 
 def test_auto_is_hf_without_a_gpu_or_vllm():
@@ -139,10 +145,8 @@ def test_inspect_adapter_serves_language_model_lora(lm_adapter):
     assert plan.base
 
 
-def test_inspect_adapter_merges_vision_tower_lora(tiny_model_dir, tmp_path):
-    # down_proj also names the vision tower's MLP (model.visual.blocks.N.mlp.down_proj).
-    adapter = make_adapter(tiny_model_dir, tmp_path / "a", ["q_proj", "down_proj"])
-    plan = inspect_adapter(adapter)
+def test_inspect_adapter_merges_vision_tower_lora(vision_adapter):
+    plan = inspect_adapter(vision_adapter)
     assert not plan.serve_directly
     assert "vision tower" in plan.merge_reasons[0] and "visual" in plan.merge_reasons[0]
 
@@ -155,18 +159,20 @@ def test_inspect_adapter_merges_modules_to_save(lm_adapter, tmp_path):
     assert any("modules_to_save" in r for r in plan.merge_reasons)
 
 
-def test_merged_adapter_matches_the_adapter(lm_adapter, tmp_path, sample_images):
+def test_merged_adapter_matches_the_adapter(vision_adapter, tmp_path, sample_images, caplog):
     import torch
 
     from train.inputs import encode_for_generation
     from train.modeling import load_model, load_processor
 
-    merged = merge_adapter(lm_adapter, tmp_path / "merged", dtype="float32")
+    with caplog.at_level("INFO", logger="eval.backends.vllm"):
+        merged = merge_for_vllm(inspect_adapter(vision_adapter), tmp_path / "merged", dtype="float32")
+    assert "merging adapter" in caplog.text and "because:" in caplog.text and "vision tower" in caplog.text
     assert (merged / "config.json").is_file() and (merged / "model.safetensors").is_file()
     assert not (merged / "adapter_config.json").exists()
     processor = load_processor(str(merged))
     batch = encode_for_generation(processor, sample_images[:2], [MAIN_PROMPT] * 2)
     with torch.inference_mode():
         merged_logits = load_model(str(merged)).eval()(**batch).logits
-        adapter_logits = load_model(str(lm_adapter)).eval()(**batch).logits
+        adapter_logits = load_model(str(vision_adapter)).eval()(**batch).logits
     torch.testing.assert_close(merged_logits, adapter_logits, rtol=1e-4, atol=1e-4)

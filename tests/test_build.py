@@ -233,3 +233,54 @@ def test_contamination_exclusions_cite_the_caption_file_and_line(tmp_path):
     examples_text = "\n".join(e for group in excluded["by_source_and_reason"] for e in group["examples"])
     for name in overlapping:
         assert f"[sample] caption_comer.txt:{line_of[name]}: contaminated_image ({name}:" in examples_text
+
+
+def _error_prompts(out: Path) -> list[str]:
+    train = load_split(out, "train")
+    return [p for p, t in zip(train["prompt"], train["task"]) if t == "error_detection"]
+
+
+def test_learned_confusion_table_shapes_the_synthetic_errors(tmp_path):
+    """A learned pair with a high count ('n' read as a symbol no built-in group has) shows up in
+    the synthetic wrong predictions; without the table it never does."""
+    from data_prep.confusions import ConfusionTable
+
+    table_path = tmp_path / "confusions.json"
+    ConfusionTable({"n": {"\\clubsuit": 1000}}).to_json(table_path)
+    error_task = {"synthetic": 2}
+    source = sample_source(max_records=16, tasks={"error_detection": error_task})
+    learned_source = {**source, "tasks": {"error_detection": {**error_task, "confusions": str(table_path)}}}
+    baseline = build_dataset(
+        parse_recipe({"output_dir": str(tmp_path / "base"), "seed": 7, "train": [source]}), progress=False
+    )
+    learned = build_dataset(
+        parse_recipe({"output_dir": str(tmp_path / "learned"), "seed": 7, "train": [learned_source]}),
+        progress=False,
+    )
+    assert not any("\\clubsuit" in p for p in _error_prompts(baseline))
+    learned_prompts = _error_prompts(learned)
+    assert len(learned_prompts) == len(_error_prompts(baseline)) > 0
+    assert any("\\clubsuit" in p for p in learned_prompts)
+
+
+def test_confusion_table_is_validated(tmp_path):
+    from data_prep.recipe import RecipeError
+
+    missing = tmp_path / "absent.json"
+    source = sample_source(tasks={"error_detection": {"synthetic": 1, "confusions": str(missing)}})
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source]})
+    with pytest.raises(RecipeError, match=r"tasks\.error_detection\.confusions.*absent\.json"):
+        build_dataset(recipe, progress=False)
+    (tmp_path / "bad.json").write_text('{"format": "something else"}')
+    bad = sample_source(tasks={"error_detection": {"synthetic": 1, "confusions": str(tmp_path / "bad.json")}})
+    with pytest.raises(RecipeError, match=r"tasks\.error_detection\.confusions.*not a confusion table"):
+        build_dataset(parse_recipe({"output_dir": str(tmp_path / "o"), "train": [bad]}), progress=False)
+    with pytest.raises(RecipeError, match=r"confusions.*'synthetic'"):
+        parse_recipe(
+            {
+                "output_dir": "o",
+                "train": [
+                    sample_source(tasks={"error_detection": {"predictions": ["p.jsonl"], "confusions": "c"}})
+                ],
+            }
+        )

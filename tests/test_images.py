@@ -9,7 +9,16 @@ import pickle
 import pytest
 from PIL import Image
 
-from data_prep.images import DatasetRoot, ImageError, crop_to_ink, invert, load_image, on_white
+from data_prep.images import (
+    DatasetRoot,
+    ImageError,
+    crop_to_ink,
+    invert,
+    load_image,
+    mostly_dark,
+    on_white,
+    read_image,
+)
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -83,6 +92,28 @@ def test_invert_and_flatten():
     assert inverted.getpixel((0, 0)) == 255 and inverted.getpixel((2, 2)) == 0
     transparent = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     assert on_white(transparent).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_mostly_dark_judges_the_page_after_flattening_on_white():
+    white_on_black = Image.new("L", (20, 10), 0)
+    white_on_black.paste(255, (2, 2, 6, 6))
+    assert mostly_dark(white_on_black)
+    assert not mostly_dark(invert(white_on_black))
+    # Black ink on a transparent page is a light page once composited on white.
+    transparent = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
+    transparent.putpixel((1, 1), (0, 0, 0, 255))
+    assert not mostly_dark(transparent)
+
+
+def test_read_image_outside_a_dataset_root(tmp_path):
+    Image.new("L", (12, 7), 0).save(tmp_path / "user.png")
+    assert read_image(tmp_path / "user.png").size == (12, 7)
+    with pytest.raises(ImageError) as missing:
+        read_image(tmp_path / "absent.png")
+    assert missing.value.reason == "missing_image"
+    with pytest.raises(ImageError) as folder:
+        read_image(tmp_path)
+    assert folder.value.reason == "unreadable_image" and "directory" in folder.value.detail
 
 
 def test_crop_to_ink_on_a_transparent_palette_page():

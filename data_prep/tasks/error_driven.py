@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from data_prep.alignment import align, edit_distance, error_regions
-from data_prep.confusions import ConfusionTable, iter_prediction_rows, write_text_atomic
+from data_prep.confusions import ConfusionTable, iter_prediction_rows
 from data_prep.contract import (
     DELETED,
     ERROR_END,
@@ -47,6 +47,7 @@ from data_prep.contract import (
     normalize_answer,
     prompt_for,
 )
+from data_prep.io_utils import write_text_atomic
 from data_prep.rejects import Rejects
 
 logger = logging.getLogger(__name__)
@@ -288,27 +289,24 @@ def samples_from_predictions(
             "origin": origin,
             "edit_distance": edit_distance(truth, prediction),
         }
-        common = {"source": record.source, "split": record.split, "image": record.image}
-        out.append(
-            Record(
-                id=f"{record.id}#{TASK_ERROR_DETECTION}#{k}",
-                task=TASK_ERROR_DETECTION,
-                prompt=prompt_for(TASK_ERROR_DETECTION, prediction=prediction),
-                answer=marked,
-                meta=dict(meta),
-                **common,
+        # Detection sees the plain prediction and answers with it marked; correction sees the
+        # marked prediction and answers with the edits.
+        for task, shown, answer in (
+            (TASK_ERROR_DETECTION, prediction, marked),
+            (TASK_ERROR_CORRECTION, marked, correction),
+        ):
+            out.append(
+                Record(
+                    id=f"{record.id}#{task}#{k}",
+                    source=record.source,
+                    split=record.split,
+                    task=task,
+                    image=record.image,
+                    prompt=prompt_for(task, prediction=shown),
+                    answer=answer,
+                    meta=dict(meta),
+                )
             )
-        )
-        out.append(
-            Record(
-                id=f"{record.id}#{TASK_ERROR_CORRECTION}#{k}",
-                task=TASK_ERROR_CORRECTION,
-                prompt=prompt_for(TASK_ERROR_CORRECTION, prediction=marked),
-                answer=correction,
-                meta=dict(meta),
-                **common,
-            )
-        )
     return out
 
 

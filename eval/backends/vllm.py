@@ -12,8 +12,8 @@ prompt-parity test checks on a CPU) imports without it.
   own ``tp`` GPUs through ``CUDA_VISIBLE_DEVICES``, each generating a contiguous shard.
 * LoRA adapters are served directly (``LoRARequest``) when vLLM can apply all of them; vLLM
   ignores LoRA weights on the vision tower (and cannot serve ``modules_to_save`` or DoRA), so such
-  adapters are merged into the base first (peft ``merge_and_unload``, into a temporary folder),
-  and the log says so and why (:func:`inspect_adapter`).
+  adapters are merged into the base first (``train.export.export_merged``, into a temporary
+  folder), and the log says so and why (:func:`inspect_adapter`, :func:`merge_for_vllm`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -229,25 +228,19 @@ def inspect_adapter(adapter_dir: str | Path) -> AdapterPlan:
     )
 
 
-def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
-    """Merge a LoRA adapter into its base (peft ``merge_and_unload``) and save a plain model folder
-    (safetensors + processor files) that vLLM loads; written to a temporary folder, then renamed."""
-    from train.modeling import load_model, load_processor, save_processor
+def merge_for_vllm(plan: AdapterPlan, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
+    """Merge an adapter vLLM cannot serve (``plan.merge_reasons``) into its base, saying why, with
+    :func:`train.export.export_merged` (merged in float32 then cast to ``dtype``; safetensors and
+    processor files, staged then renamed into ``out_dir``)."""
+    from train.export import export_merged
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        model = load_model(str(adapter_dir), dtype=dtype, merge_adapter=True)
-        model.save_pretrained(staging, safe_serialization=True)
-        save_processor(load_processor(str(adapter_dir)), staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+    logger.info(
+        "vLLM: merging adapter %s into %s first, because: %s",
+        plan.adapter,
+        plan.base,
+        "; ".join(plan.merge_reasons),
+    )
+    return export_merged(plan.adapter, out_dir, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- #
@@ -353,13 +346,7 @@ class VLLMBackend(Backend):
                 )
             else:
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
-                logger.info(
-                    "vLLM: merging adapter %s into %s first, because: %s",
-                    source.adapter,
-                    source.base,
-                    "; ".join(plan.merge_reasons),
-                )
-                weights = str(merge_adapter(source.adapter, Path(self._tmp.name) / "model"))
+                weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model"))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
         self.processor = load_processor(model, bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
