@@ -1,0 +1,237 @@
+"""Training on the CPU with the tiny model: LoRA, QLoRA and full fine-tuning overfit a few samples,
+checkpoints reload to the same logits, and an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from tests.conftest import REPO
+from train.callbacks import RUN_SUMMARY
+from train.checkpoints import COMPLETE_MARKER
+from train.collator import VisionSFTCollator
+from train.config import parse_recipe
+from train.inputs import IGNORE_INDEX
+from train.modeling import load_model, load_model_and_processor, load_processor
+
+TINY = REPO / "recipes" / "tiny"
+FEW = 4  # samples to overfit
+
+
+@pytest.fixture(scope="session")
+def sample_dataset_dir(tmp_path_factory) -> Path:
+    """The bundled CROHME sample built by data_prep.build with recipes/data/crohme_sample.yaml."""
+    from data_prep.build import build_dataset
+
+    out = tmp_path_factory.mktemp("crohme-sample-data")
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the data recipe's paths are relative to the repository root
+    try:
+        build_dataset(REPO / "recipes" / "data" / "crohme_sample.yaml", out, progress=False)
+    finally:
+        os.chdir(cwd)
+    return out
+
+
+def tiny_recipe(name: str, out: Path, data_dir: Path, model_dir: Path, *overrides: str):
+    return parse_recipe(
+        [
+            "--config", str(TINY / f"{name}.yaml"),
+            "--model_name_or_path", str(model_dir),
+            "--dataset_dir", str(data_dir),
+            "--output_dir", str(out),
+            *overrides,
+        ]
+    )  # fmt: skip
+
+
+class CaptureModel(TrainerCallback):
+    """Keeps the trained model the Trainer holds at the end."""
+
+    model = None
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+
+def fixed_batch(model_dir: Path, data_dir: Path, script_args, n: int = FEW):
+    from data_prep.dataset import load_split
+
+    rows = [load_split(data_dir, "train")[i] for i in range(n)]
+    processor = load_processor(str(model_dir), bounds=script_args.bounds)
+    return VisionSFTCollator(processor, script_args.bounds, script_args.max_length)(rows)
+
+
+@torch.no_grad()
+def loss_and_logits(model, batch) -> tuple[float, torch.Tensor]:
+    model.eval()
+    out = model(**batch)
+    return float(out.loss), out.logits.float()
+
+
+# Loss must fall by at least this much (nats per answer token) after overfitting FEW samples.
+MARGIN = {"lora": 0.3, "qlora": 0.3, "full": 1.0}
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora", "full"])
+def test_overfits_few_samples_and_reloads(method, tmp_path, sample_dataset_dir, tiny_model_dir):
+    from train.sft import train
+
+    out = tmp_path / method
+    steps = 12
+    model_args, script_args, training_args = tiny_recipe(
+        method, out, sample_dataset_dir, tiny_model_dir,
+        "--max_train_samples", str(FEW), "--per_device_train_batch_size", str(FEW),
+        "--max_steps", str(steps), "--save_steps", str(steps),
+    )  # fmt: skip
+    batch = fixed_batch(tiny_model_dir, sample_dataset_dir, script_args)
+    assert (batch["labels"] != IGNORE_INDEX).sum() > 0
+    base = load_model(str(tiny_model_dir), dtype="float32", load_in_4bit=model_args.load_in_4bit)
+    loss_before, _ = loss_and_logits(base, batch)
+
+    capture = CaptureModel()
+    summary = train(model_args, script_args, training_args, callbacks=[capture], recipe=f"tiny/{method}")
+    loss_after, logits = loss_and_logits(capture.model, batch)
+    assert loss_after < loss_before - MARGIN[method], (loss_before, loss_after)
+
+    # The output folder loads on its own (weights or adapter + processor) to the same logits.
+    reloaded, processor = load_model_and_processor(
+        str(out), dtype="float32", load_in_4bit=model_args.load_in_4bit
+    )
+    assert processor.tokenizer.eos_token == "<|im_end|>"
+    _, reloaded_logits = loss_and_logits(reloaded, batch)
+    torch.testing.assert_close(reloaded_logits, logits, atol=1e-4, rtol=1e-4)
+
+    checkpoint = out / f"checkpoint-{steps}"
+    assert (checkpoint / COMPLETE_MARKER).is_file() and (checkpoint / "tokenizer_config.json").is_file()
+    written = json.loads((out / RUN_SUMMARY).read_text())
+    assert written["engine"] == "trl" and written["global_step"] == steps == summary["global_step"]
+    assert written["tokens_per_second"] > 0 and written["train_samples_per_second"] > 0
+    assert written["peak_memory"]["bytes"] > 0 and written["final_loss"] is not None
+
+    names = [n for n, _ in capture.model.named_modules()]
+    if model_args.use_peft:
+        adapted = [n for n in names if n.endswith("lora_A")]
+        assert adapted and all("language_model.layers" in n for n in adapted)
+        assert not any("visual" in n for n in adapted)
+    if model_args.load_in_4bit:
+        import bitsandbytes as bnb
+
+        modules = dict(capture.model.named_modules())
+        quantised = [n for n, m in modules.items() if isinstance(m, bnb.nn.Linear4bit)]
+        assert any("language_model.layers" in n for n in quantised)
+        assert not any("visual" in n or "lm_head" in n for n in quantised)
+
+
+class StopAtStep(TrainerCallback):
+    """Simulates a kill: raises inside the save of ``step``, before the completeness marker."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt(f"simulated kill while saving step {self.step}")
+
+
+def test_resume_continues_from_last_complete_checkpoint(
+    tmp_path, sample_dataset_dir, tiny_model_dir, monkeypatch
+):
+    from train.sft import train
+
+    seen: list[list[str]] = []
+    original = VisionSFTCollator.__call__
+
+    def recording(self, rows):
+        seen.append([row["id"] for row in rows])
+        return original(self, rows)
+
+    monkeypatch.setattr(VisionSFTCollator, "__call__", recording)
+    overrides = (
+        "--max_train_samples",
+        "24",
+        "--per_device_train_batch_size",
+        "2",
+        "--max_steps",
+        "6",
+        "--save_steps",
+        "2",
+        "--learning_rate",
+        "1e-3",
+    )
+
+    straight = CaptureModel()
+    train(
+        *tiny_recipe("lora", tmp_path / "a", sample_dataset_dir, tiny_model_dir, *overrides),
+        callbacks=[straight],
+    )
+    # The data loader may fetch one batch beyond the last step; the steps used the first six.
+    straight_batches = seen[:6]
+
+    seen.clear()
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        train(
+            *tiny_recipe("lora", out, sample_dataset_dir, tiny_model_dir, *overrides),
+            callbacks=[StopAtStep(4)],
+        )
+    assert seen[:4] == straight_batches[:4]
+    assert not (out / "checkpoint-4" / COMPLETE_MARKER).exists()  # the interrupted save
+
+    seen.clear()
+    resumed = CaptureModel()
+    summary = train(
+        *tiny_recipe("lora", out, sample_dataset_dir, tiny_model_dir, *overrides), callbacks=[resumed]
+    )
+    assert summary["resumed_from"] == str(out / "checkpoint-2")
+    assert (out / "incomplete-checkpoint-4").is_dir()  # set aside, not resumed from
+    assert summary["global_step"] == 6
+    assert seen[:4] == straight_batches[2:]  # same data order after the resume
+    # Same steps on the same data from the same state: the same weights.
+    straight_state = {n: p for n, p in straight.model.named_parameters() if p.requires_grad}
+    for name, param in resumed.model.named_parameters():
+        if param.requires_grad:
+            torch.testing.assert_close(param, straight_state[name], atol=1e-5, rtol=1e-4)
+
+
+def test_vision_and_merger_learning_rates(tiny_model_dir):
+    from train.engines.trl_engine import freeze_parts, parameter_groups, parameter_part
+
+    model = load_model(str(tiny_model_dir), dtype="float32")
+    parts = {parameter_part(n) for n, _ in model.named_parameters()}
+    assert parts == {"vision", "merger", "language"}
+    groups = parameter_groups(
+        model.named_parameters(),
+        1e-5,
+        0.1,
+        {n for n, _ in model.named_parameters() if "bias" not in n},
+        2e-6,
+        5e-5,
+    )
+    by_part = {g["part"]: g["lr"] for g in groups}
+    assert by_part == {"language": 1e-5, "vision": 2e-6, "merger": 5e-5}
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert any(g["weight_decay"] == 0.0 for g in groups) and any(g["weight_decay"] == 0.1 for g in groups)
+
+    frozen = freeze_parts(model, freeze_vision_tower=True, freeze_merger=False)
+    assert frozen["vision"] > 0 and frozen["merger"] == 0
+    for name, param in model.named_parameters():
+        assert param.requires_grad == (parameter_part(name) != "vision"), name
+    groups = parameter_groups(model.named_parameters(), 1e-5, 0.0, set(), None, None)
+    assert {g["part"] for g in groups} == {"language", "merger"}
+
+
+def test_engine_auto_is_portable_without_gpu(tmp_path, sample_dataset_dir, tiny_model_dir):
+    from train.engines import select_engine
+
+    model_args, _, training_args = tiny_recipe(
+        "qlora", tmp_path, sample_dataset_dir, tiny_model_dir, "--engine", "auto"
+    )
+    engine, reason = select_engine(model_args, training_args)
+    if not torch.cuda.is_available():
+        assert engine == "trl" and ("no CUDA GPU" in reason or "not installed" in reason)

@@ -1,0 +1,119 @@
+"""DeepSpeed ZeRO-2 and ZeRO-3 on the CPU in one process (gloo): the tiny model overfits a few
+samples, the saved model reloads to its checkpoint's logits, and a DeepSpeed checkpoint resumes.
+
+Each run is a subprocess (DeepSpeed's distributed state must not leak into other tests). On the
+CPU, DeepSpeed JIT-compiles its shared-memory all-reduce op (deepspeed_shm_comm) the first time a
+process group starts (about 45 s and more); that op only speeds up all-reduce between several CPU
+processes, so these single-process runs stub ``deepspeed.comm.torch.build_shm_op`` out. The torch
+AdamW optimizer is used (no offload, ``zero_force_ds_cpu_optimizer: false``), so DeepSpeedCPUAdam is
+never built either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.test_train import TINY, fixed_batch, loss_and_logits, sample_dataset_dir  # noqa: F401
+from train.callbacks import RUN_SUMMARY
+from train.checkpoints import COMPLETE_MARKER
+from train.config import parse_recipe
+from train.modeling import load_model
+
+pytest.importorskip("deepspeed")
+
+RUN_SFT = (
+    "import sys, deepspeed.comm.torch as ds_torch\n"
+    "ds_torch.build_shm_op = lambda: None\n"
+    "from train.sft import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def zero_config(stage: int) -> dict:
+    config = {
+        "zero_optimization": {"stage": stage},
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "train_batch_size": "auto",
+        "gradient_clipping": "auto",
+        "zero_force_ds_cpu_optimizer": False,
+    }
+    if stage == 3:
+        config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+    return config
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_sft(args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(free_port()),
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        PYTHONPATH=str(REPO),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_SFT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
+    ds_file = tmp_path / f"zero{stage}.json"
+    ds_file.write_text(json.dumps(zero_config(stage)))
+    out = tmp_path / "out"
+    args = [
+        "--config",
+        str(TINY / "full.yaml"),
+        "--model_name_or_path",
+        str(tiny_model_dir),
+        "--dataset_dir",
+        str(sample_dataset_dir),
+        "--output_dir",
+        str(out),
+        "--deepspeed",
+        str(ds_file),
+        "--max_train_samples",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--save_steps",
+        "8",
+    ]
+    run_sft([*args, "--max_steps", "8"])
+
+    # Parsed without --deepspeed: TrainingArguments(deepspeed=...) would switch ZeRO-3 loading on in
+    # this process too.
+    i = args.index("--deepspeed")
+    _, script_args, _ = parse_recipe(args[:i] + args[i + 2 :])
+    batch = fixed_batch(tiny_model_dir, sample_dataset_dir, script_args)
+    loss_before, _ = loss_and_logits(load_model(str(tiny_model_dir), dtype="float32"), batch)
+    loss_after, logits = loss_and_logits(load_model(str(out), dtype="float32"), batch)
+    assert loss_after < loss_before - 1.0, (loss_before, loss_after)
+    checkpoint = out / "checkpoint-8"
+    assert (checkpoint / COMPLETE_MARKER).is_file()
+    _, checkpoint_logits = loss_and_logits(load_model(str(checkpoint), dtype="float32"), batch)
+    torch.testing.assert_close(checkpoint_logits, logits, atol=1e-4, rtol=1e-4)
+
+    # Running the same command with more steps continues from the DeepSpeed checkpoint.
+    run_sft([*args, "--max_steps", "10"])
+    summary = json.loads((out / RUN_SUMMARY).read_text())
+    assert summary["resumed_from"] == str(checkpoint)
+    assert summary["global_step"] == 10

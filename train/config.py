@@ -1,0 +1,200 @@
+"""Training recipes: flat YAML files parsed into three dataclasses, every key overridable.
+
+A recipe (``recipes/<model>/<method>.yaml``) is one flat mapping, as in alignment-handbook: model
+keys (:class:`ModelArguments`), data/run keys (:class:`ScriptArguments`) and any
+``transformers.TrainingArguments`` key (:class:`HmerTrainingArguments`). TRL's ``TrlParser`` reads
+it, so ``--learning_rate 2e-5`` on the command line overrides the file, and an unknown key in either
+place is an error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from data_prep.contract import MAX_PIXELS, MIN_PIXELS, ImageBounds
+
+#: LoRA on the *language model's* attention and MLP projections only. The vision blocks have modules
+#: with the same short names (``model.visual.blocks.N.mlp.gate_proj``), so a bare name list would
+#: adapt them too; peft full-matches this regex against each module's dotted name.
+LANGUAGE_LORA_TARGET = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+ENGINES = ("auto", "trl", "unsloth")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be trained, with the key at fault."""
+
+
+@dataclasses.dataclass
+class ModelArguments:
+    """Which model to load and which of its parameters train."""
+
+    model_name_or_path: str = dataclasses.field(
+        default=None, metadata={"help": "Hub id or local model folder (e.g. Qwen/Qwen2.5-VL-3B-Instruct)."}
+    )
+    dtype: str = dataclasses.field(
+        default="bfloat16", metadata={"help": f"Weights dtype: {', '.join(DTYPES)}."}
+    )
+    attn_implementation: str | None = dataclasses.field(
+        default=None, metadata={"help": "sdpa, flash_attention_2, eager; default: transformers' choice."}
+    )
+    engine: str = dataclasses.field(
+        default="auto",
+        metadata={
+            "help": "auto (Unsloth when importable and a CUDA GPU is present, else trl), trl, unsloth."
+        },
+    )
+    load_in_4bit: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "QLoRA: NF4 base weights; vision tower and lm_head stay unquantised."},
+    )
+    use_peft: bool = dataclasses.field(
+        default=False, metadata={"help": "Train LoRA adapters, not the full model."}
+    )
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = dataclasses.field(
+        default=LANGUAGE_LORA_TARGET,
+        metadata={
+            "help": "Regex full-matched against module names (default: language model attention + MLP)."
+        },
+    )
+    freeze_vision_tower: bool = dataclasses.field(
+        default=False, metadata={"help": "Freeze the vision blocks and patch embedding (not the merger)."}
+    )
+    freeze_merger: bool = dataclasses.field(
+        default=False, metadata={"help": "Freeze the vision-to-language merger (projector)."}
+    )
+    vision_learning_rate: float | None = dataclasses.field(
+        default=None, metadata={"help": "Learning rate of the vision tower (default: learning_rate)."}
+    )
+    merger_learning_rate: float | None = dataclasses.field(
+        default=None, metadata={"help": "Learning rate of the merger (default: learning_rate)."}
+    )
+
+
+@dataclasses.dataclass
+class ScriptArguments:
+    """What to train on and how the run is launched."""
+
+    dataset_dir: str = dataclasses.field(
+        default=None, metadata={"help": "A dataset built by `make data` (data_prep.build)."}
+    )
+    train_split: str = "train"
+    max_train_samples: int | None = dataclasses.field(
+        default=None, metadata={"help": "Use only the first N training samples (smoke runs)."}
+    )
+    max_length: int = dataclasses.field(
+        default=2048,
+        metadata={"help": "Token cutoff; longer samples are skipped and counted, never truncated."},
+    )
+    min_pixels: int = MIN_PIXELS
+    max_pixels: int = dataclasses.field(
+        default=MAX_PIXELS,
+        metadata={"help": "Image cap (contract: 262,144 px); evaluation must use the same."},
+    )
+    accelerate_config: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "accelerate config used by train.launch on GPUs (recipes/accelerate_configs)."},
+    )
+    auto_resume: bool = dataclasses.field(
+        default=True, metadata={"help": "Continue from the last complete checkpoint in output_dir."}
+    )
+
+    @property
+    def bounds(self) -> ImageBounds:
+        return ImageBounds(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+
+
+@dataclasses.dataclass
+class HmerTrainingArguments(TrainingArguments):
+    """``transformers.TrainingArguments`` with this project's defaults."""
+
+    output_dir: str | None = dataclasses.field(default=None, metadata={"help": "Where checkpoints go."})
+    # Our collator needs the raw columns (image, prompt, answer).
+    remove_unused_columns: bool = False
+    report_to: None | str | list[str] = "tensorboard"
+    logging_steps: float = 10
+    save_steps: float = 500
+    save_total_limit: int | None = 3
+    include_num_input_tokens_seen: str = "non_padding"
+    gradient_checkpointing_kwargs: dict | str | None = dataclasses.field(
+        default_factory=lambda: {"use_reentrant": False}
+    )
+
+
+RECIPE_DATACLASSES = (ModelArguments, ScriptArguments, HmerTrainingArguments)
+
+
+def parse_recipe(
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, ScriptArguments, HmerTrainingArguments]:
+    """Parse ``--config RECIPE [--key value ...]`` into the three dataclasses and validate them."""
+    from trl import TrlParser
+
+    argv = list(argv) if argv is not None else None
+    if argv is not None and "--config" in argv:
+        path = Path(argv[argv.index("--config") + 1])
+        if not path.is_file():
+            raise RecipeError(f"recipe {path} not found")
+    parser = TrlParser(RECIPE_DATACLASSES)
+    try:
+        model_args, script_args, training_args = parser.parse_args_and_config(argv)
+    except ValueError as err:
+        raise RecipeError(str(err)) from err
+    validate(model_args, script_args, training_args)
+    return model_args, script_args, training_args
+
+
+def validate(
+    model_args: ModelArguments, script_args: ScriptArguments, training_args: TrainingArguments
+) -> None:
+    """Refuse combinations that cannot train, naming the key."""
+    if not model_args.model_name_or_path:
+        raise RecipeError("model_name_or_path is required")
+    if not script_args.dataset_dir:
+        raise RecipeError("dataset_dir is required (a dataset folder built by `make data`)")
+    if not training_args.output_dir:
+        raise RecipeError("output_dir is required")
+    if model_args.engine not in ENGINES:
+        raise RecipeError(f"engine must be one of {', '.join(ENGINES)}, not {model_args.engine!r}")
+    if model_args.dtype not in DTYPES:
+        raise RecipeError(f"dtype must be one of {', '.join(DTYPES)}, not {model_args.dtype!r}")
+    if model_args.load_in_4bit and not model_args.use_peft:
+        raise RecipeError(
+            "load_in_4bit (QLoRA) needs use_peft: true: 4-bit weights cannot be trained directly"
+        )
+    if model_args.use_peft:
+        try:
+            re.compile(model_args.lora_target_modules)
+        except re.error as err:
+            raise RecipeError(f"lora_target_modules is not a valid regex: {err}") from err
+        if model_args.vision_learning_rate is not None and model_args.freeze_vision_tower is False:
+            # LoRA targets the language model only; a vision rate would silently do nothing.
+            if "visual" not in model_args.lora_target_modules:
+                raise RecipeError(
+                    "vision_learning_rate with use_peft needs lora_target_modules covering 'visual'"
+                )
+    if model_args.freeze_vision_tower and model_args.vision_learning_rate is not None:
+        raise RecipeError("vision_learning_rate is set but freeze_vision_tower is true")
+    if model_args.freeze_merger and model_args.merger_learning_rate is not None:
+        raise RecipeError("merger_learning_rate is set but freeze_merger is true")
+    if script_args.max_length < 64:
+        raise RecipeError(f"max_length {script_args.max_length} is too small for an image prompt")
+    script_args.bounds  # noqa: B018 -- raises ValueError on impossible pixel bounds
+    if script_args.accelerate_config and not Path(script_args.accelerate_config).is_file():
+        raise RecipeError(f"accelerate_config {script_args.accelerate_config} not found")
+
+
+def global_batch_size(training_args: TrainingArguments, num_processes: int) -> int:
+    """per_device_train_batch_size x processes x gradient_accumulation_steps."""
+    return (
+        training_args.per_device_train_batch_size * num_processes * training_args.gradient_accumulation_steps
+    )
