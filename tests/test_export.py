@@ -35,6 +35,7 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
     from peft import LoraConfig, get_peft_model
 
     model, processor = load_model_and_processor(str(base_dir), dtype="float32")
+    torch.manual_seed(seed)  # lora_A's initialisation draws from the global generator
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -121,13 +122,20 @@ def test_merged_export_is_a_plain_bf16_model_folder(merged_bf16, adapter_dir, sa
     assert not any("lora" in key for key in weights)
     assert "chat_template" in json.loads((merged_bf16 / "tokenizer_config.json").read_text())
 
+    # The bf16 export is exactly the float32 merge, rounded once to bf16 (nothing lost or doubled).
+    exported = load_model(str(merged_bf16), dtype="bfloat16").state_dict()
+    reference = load_model(str(adapter_dir), dtype="float32", merge_adapter=True).state_dict()
+    assert exported.keys() == reference.keys()
+    for name, tensor in exported.items():
+        assert torch.equal(tensor, reference[name].to(torch.bfloat16)), name
+    # And it runs like the adapter model, up to that rounding (the exact float32 comparison of
+    # outputs is test_merged_float32_reproduces_the_adapter_exactly; greedy tokens of a random
+    # model sit on near-ties, so they are compared there, not here).
     model, processor = load_model_and_processor(str(merged_bf16), dtype="float32")
-    reference = load_model(str(adapter_dir), dtype="float32").eval()
-    logits, tokens = _logits_and_greedy(model.eval(), processor, sample_images)
-    ref_logits, ref_tokens = _logits_and_greedy(reference, processor, sample_images)
-    # bf16 rounding of the weights only: close, relative to the size of the logits, same answers.
-    assert (logits - ref_logits).abs().max() < 0.02 * ref_logits.abs().max()
-    assert torch.equal(tokens, ref_tokens)
+    adapter_model = load_model(str(adapter_dir), dtype="float32").eval()
+    logits, _ = _logits_and_greedy(model.eval(), processor, sample_images)
+    ref_logits, _ = _logits_and_greedy(adapter_model, processor, sample_images)
+    assert (logits - ref_logits).abs().max() < 0.1 * ref_logits.abs().max()
 
 
 def test_bnb_4bit_from_merged_loads_and_generates(merged_bf16, tiny_model_dir, sample_images, tmp_path):

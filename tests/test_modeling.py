@@ -80,7 +80,9 @@ def test_prepare_image_bounds_and_thin_images():
 
 
 def test_adapter_folder_resolves_to_its_base(tmp_path, tiny_model_dir):
-    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir)}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(tiny_model_dir)})
+    )
     source = resolve_source(str(tmp_path))
     assert source.base == str(tiny_model_dir) and source.adapter == str(tmp_path)
     empty = tmp_path / "empty"

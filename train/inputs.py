@@ -82,8 +82,10 @@ def encode_for_training(
     batch = processor(text=full_texts, **kwargs)
     prompt_lengths = []
     for text, image in zip(prompt_texts, prepared):
-        one = processor(text=[text], images=[image], return_tensors="pt") if image is not None else processor(
-            text=[text], return_tensors="pt"
+        one = (
+            processor(text=[text], images=[image], return_tensors="pt")
+            if image is not None
+            else processor(text=[text], return_tensors="pt")
         )
         prompt_lengths.append(int(one["input_ids"].shape[1]))
     labels = batch["input_ids"].clone()

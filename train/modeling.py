@@ -104,7 +104,12 @@ def _assemble_processor(path: str, bounds: ImageBounds, trust_remote_code: bool)
     if not chat_template:
         raise ModelLoadError(f"{path} has no chat template (tokenizer_config.json or chat_template.jinja)")
     cls = _image_only_processor_class()
-    return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=chat_template)
+    return cls(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=None,
+        chat_template=chat_template,
+    )
 
 
 #: Key our saved processors carry so evaluation reuses the bounds a model was trained with.
@@ -210,8 +215,14 @@ def _torch_dtype(dtype: str | Any):
     if isinstance(dtype, torch.dtype):
         return dtype
     try:
-        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
-                "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        return {
+            "bf16": torch.bfloat16,
+            "bfloat16": torch.bfloat16,
+            "fp16": torch.float16,
+            "float16": torch.float16,
+            "fp32": torch.float32,
+            "float32": torch.float32,
+        }[dtype]
     except KeyError as err:
         raise ValueError(f"unknown dtype {dtype!r}; use auto, bfloat16, float16 or float32") from err
 

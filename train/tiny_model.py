@@ -11,7 +11,6 @@ hub model. Tests and ``make demo`` use it because the machines they run on have 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -133,7 +132,11 @@ def tiny_config(tokenizer, hidden_size: int = 64, num_layers: int = 2, vision_de
             "num_attention_heads": num_heads,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": mrope_section},
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 1_000_000.0,
+                "mrope_section": mrope_section,
+            },
             "tie_word_embeddings": True,
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
@@ -179,7 +182,10 @@ def build_tiny_model(
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
+        eos_token_id=[
+            tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        ],
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
@@ -207,7 +213,9 @@ def build_tiny_model(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output-dir", default="artifacts/tiny-qwen2.5-vl")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
