@@ -48,55 +48,6 @@ def sample_images(n: int):
     return list(itertools.islice(itertools.cycle(base), n))
 
 
-def qwen2_5_vl_3b_config(tokenizer):
-    """Qwen2.5-VL-3B-Instruct's architecture (its published config.json), token ids from ``tokenizer``."""
-    from transformers import Qwen2_5_VLConfig
-
-    from train.tiny_model import QWEN_SPECIAL_TOKENS
-
-    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKENS}
-    return Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": 151_936,
-            "hidden_size": 2048,
-            "intermediate_size": 11_008,
-            "num_hidden_layers": 36,
-            "num_attention_heads": 16,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 128_000,
-            "rms_norm_eps": 1e-6,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1_000_000.0,
-                "mrope_section": [16, 24, 24],
-            },
-            "tie_word_embeddings": True,
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
-        vision_config={
-            "depth": 32,
-            "hidden_size": 1280,
-            "intermediate_size": 3420,
-            "num_heads": 16,
-            "out_hidden_size": 2048,
-            "fullatt_block_indexes": [7, 15, 23, 31],
-            "window_size": 112,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "in_chans": 3,
-            "hidden_act": "silu",
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
-
-
 def build_random_3b(out_dir: Path) -> Path:
     """Save a random-weight Qwen2.5-VL-3B (bf16, built on the GPU) with processor files."""
     import torch
@@ -104,21 +55,28 @@ def build_random_3b(out_dir: Path) -> Path:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from data_prep.contract import DEFAULT_BOUNDS
+    from data_prep.io_utils import atomic_directory
+    from train.architectures import QWEN_SPECIAL_TOKEN_IDS, qwen2_5_vl_config
     from train.modeling import save_processor_files
     from train.tiny_model import QWEN2_5_VL_CHAT_TEMPLATE, build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = qwen2_5_vl_3b_config(tokenizer)
+    # Qwen's architecture and vocabulary size, the tiny tokenizer's ids for the special tokens.
+    config = qwen2_5_vl_config(
+        "3b", special_token_ids={tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKEN_IDS}
+    )
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
     model.generation_config = GenerationConfig(eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
-    model.save_pretrained(out_dir, safe_serialization=True)
     image_processor = Qwen2VLImageProcessorPil(
         size={"shortest_edge": DEFAULT_BOUNDS.min_pixels, "longest_edge": DEFAULT_BOUNDS.max_pixels}
     )
-    save_processor_files(out_dir, tokenizer, image_processor, QWEN2_5_VL_CHAT_TEMPLATE)
+    # Staged, so an interrupted build never leaves a --model-dir that a later run would reuse.
+    with atomic_directory(out_dir, overwrite=True) as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        save_processor_files(staging, tokenizer, image_processor, QWEN2_5_VL_CHAT_TEMPLATE)
     n_params = sum(p.numel() for p in model.parameters())
     del model
     torch.cuda.empty_cache()

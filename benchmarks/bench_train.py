@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from data_prep.contract import IMAGE_FACTOR
+from data_prep.io_utils import write_text_atomic
+from train.architectures import count_parameters, qwen2_5_vl_config
 from train.config import LANGUAGE_LORA_TARGET
 from train.inputs import IGNORE_INDEX
 
@@ -31,80 +33,20 @@ logger = logging.getLogger("bench_train")
 #: Dense bf16 tensor-core peak of one H100/H200 SXM (FLOP/s); override with --peak-tflops.
 H200_PEAK_BF16 = 989e12
 
-# Qwen/Qwen2.5-VL-3B-Instruct config.json (public values).
-QWEN2_5_VL_3B_TEXT = {
-    "vocab_size": 151936,
-    "hidden_size": 2048,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 128000,
-    "rms_norm_eps": 1e-6,
-    "hidden_act": "silu",
-    "tie_word_embeddings": True,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-    "bos_token_id": 151643,
-    "eos_token_id": 151645,
-    "pad_token_id": 151643,
-}
-QWEN2_5_VL_3B_VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 2048,
-    "hidden_act": "silu",
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "in_chans": 3,
-}
-QWEN_TOKEN_IDS = {
-    "image_token_id": 151655,
-    "video_token_id": 151656,
-    "vision_start_token_id": 151652,
-    "vision_end_token_id": 151653,
-}
-
-
-def qwen2_5_vl_3b_config():
-    from transformers import Qwen2_5_VLConfig
-
-    return Qwen2_5_VLConfig(
-        text_config=QWEN2_5_VL_3B_TEXT,
-        vision_config=QWEN2_5_VL_3B_VISION,
-        tie_word_embeddings=True,
-        **QWEN_TOKEN_IDS,
-    )
-
 
 def tiny_config():
-    from transformers import Qwen2_5_VLConfig
-
-    text = dict(
-        QWEN2_5_VL_3B_TEXT,
-        vocab_size=151936,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 2, 2]},
-    )
-    vision = dict(
-        QWEN2_5_VL_3B_VISION,
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        out_hidden_size=64,
-        fullatt_block_indexes=[1],
-    )
-    return Qwen2_5_VLConfig(
-        text_config=text, vision_config=vision, tie_word_embeddings=True, **QWEN_TOKEN_IDS
+    """The 3B architecture at toy width (Qwen's vocabulary and token ids), for the CPU smoke run."""
+    return qwen2_5_vl_config(
+        "3b",
+        text=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 2, 2]},
+        ),
+        vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, fullatt_block_indexes=[1]),
     )
 
 
@@ -138,7 +80,7 @@ def synthetic_batch(
     input_ids = torch.stack(rows)
     labels = input_ids.clone()
     labels[:, : input_ids.shape[1] - answer_tokens] = IGNORE_INDEX
-    patch_dim = vision.in_chans * vision.temporal_patch_size * vision.patch_size**2
+    patch_dim = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
     return {
         "input_ids": input_ids.to(device),
         "attention_mask": torch.ones_like(input_ids).to(device),
@@ -243,7 +185,7 @@ def run_method(method: str, config, args, device) -> Result:
     ratio = None
     if device.type == "cuda":
         # 4-bit weights count as the parameters they stand for: the FLOPs are the same.
-        full_params = sum(p.numel() for p in model.parameters()) if method != "qlora" else args.nominal_params
+        full_params = params if method != "qlora" else args.nominal_params
         ratio = (6 * full_params * tokens / seconds) / (args.peak_tflops * 1e12)
     result = Result(
         method,
@@ -372,13 +314,8 @@ def main(argv=None) -> int:
     results: list[Result] = []
     if torch.cuda.is_available():
         device = torch.device("cuda")
-        config = qwen2_5_vl_3b_config()
-        from transformers import Qwen2_5_VLForConditionalGeneration
-
-        with torch.device("meta"):
-            args.nominal_params = sum(
-                p.numel() for p in Qwen2_5_VLForConditionalGeneration(config).parameters()
-            )
+        config = qwen2_5_vl_config("3b")
+        args.nominal_params = count_parameters("3b").total
         print(
             f"Qwen2.5-VL-3B architecture, random weights: {args.nominal_params / 1e9:.2f} B parameters on "
             f"{torch.cuda.get_device_name()}; {args.width}x{args.height} px images, batch {args.batch_size}"
@@ -404,9 +341,7 @@ def main(argv=None) -> int:
             results[-1].note = "cpu smoke"
     print_table(results)
     if args.json:
-        from train.checkpoints import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0
 
 

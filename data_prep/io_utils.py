@@ -4,7 +4,7 @@ Each helper writes to a temporary file beside the target (same folder, so the sa
 flushes it, then renames it over the target with :func:`os.replace`, which is atomic on POSIX and
 Windows. The temporary file is removed when anything fails. Parent folders are created.
 :func:`atomic_output` gives the same guarantee to writers that want a path of their own (parquet,
-PIL images).
+PIL images); :func:`atomic_directory` to writers of a whole folder (a model, an export).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,33 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path`` to fill; when the block ends without an error
+    it replaces ``path``, otherwise it is removed, so ``path`` never holds half a folder.
+
+    Raises :class:`FileExistsError` when ``path`` is a non-empty folder and ``overwrite`` is false.
+    The staging folder's name starts with a dot, and it gets ordinary permissions (``mkdtemp``
+    makes it private).
+    """
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} exists and is not empty")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    try:
+        yield staging
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file beside it, then :func:`os.replace`)."""
     with atomic_output(path) as tmp:
@@ -51,4 +79,10 @@ def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 1) -
     write_text_atomic(path, json.dumps(value, indent=indent))
 
 
-__all__ = ["atomic_output", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_directory",
+    "atomic_output",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]

@@ -39,3 +39,27 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, mon
         write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_atomic_directory_replaces_the_folder_only_when_complete(tmp_path):
+    target = tmp_path / "model"
+    with io_utils.atomic_directory(target) as staging:
+        (staging / "config.json").write_text("{}")
+        assert not target.exists()  # nothing at the target until the block succeeds
+    assert os.listdir(target) == ["config.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's 0o700
+
+    with pytest.raises(FileExistsError, match="not empty"):
+        with io_utils.atomic_directory(target):
+            pass
+    with pytest.raises(RuntimeError):
+        with io_utils.atomic_directory(target, overwrite=True) as staging:
+            (staging / "half.bin").write_bytes(b"x")
+            raise RuntimeError("interrupted")
+    assert os.listdir(target) == ["config.json"]  # the old folder is untouched
+    with io_utils.atomic_directory(target, overwrite=True) as staging:
+        (staging / "new.json").write_text("{}")
+    assert os.listdir(target) == ["new.json"]
+    assert os.listdir(tmp_path) == ["model"]  # no staging folder left behind

@@ -1,4 +1,5 @@
-"""benchmarks/bench_train.py: its CPU smoke path runs and reports figures; its 3B config is the real one."""
+"""benchmarks/bench_train.py: its CPU smoke path runs and reports figures; the 3B config it builds
+(train.architectures) is the real one."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import pytest
 import torch
 
 from benchmarks import bench_train
+from train.architectures import qwen2_5_vl_config
 
 
 def test_3b_architecture_has_the_published_size():
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(bench_train.qwen2_5_vl_3b_config())
+        model = Qwen2_5_VLForConditionalGeneration(qwen2_5_vl_config("3b"))
     total = sum(p.numel() for p in model.parameters())
     vision = sum(p.numel() for p in model.model.visual.parameters())
     assert 3.7e9 < total < 3.8e9  # Qwen2.5-VL-3B: 3.75 B parameters

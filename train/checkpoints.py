@@ -14,11 +14,12 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from data_prep.io_utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -27,24 +28,8 @@ COMPLETE_MARKER = "checkpoint_complete.json"
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def mark_complete(checkpoint_dir: str | Path, global_step: int) -> None:
-    atomic_write_text(
+    write_text_atomic(
         Path(checkpoint_dir) / COMPLETE_MARKER,
         json.dumps({"global_step": global_step, "time": time.time()}) + "\n",
     )

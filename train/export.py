@@ -29,16 +29,16 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import random
-import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from data_prep.contract import DEFAULT_BOUNDS, MAIN_PROMPT, ImageBounds
+from data_prep.io_utils import atomic_directory
+from train.architectures import count_parameters
 from train.model_card import ModelCardInfo, load_eval_summary, write_model_card
 from train.modeling import ADAPTER_CONFIG, ModelLoadError, ModelSource, resolve_source
 
@@ -104,27 +104,6 @@ def check_source(path: str | Path, export_format: str) -> ModelSource:
             raise ExportError(f"{path} has config.json but no *.safetensors weights")
         return ModelSource(base=str(path))
     raise ExportError(f"{path} is neither a LoRA adapter folder (no {ADAPTER_CONFIG}) nor a model folder")
-
-
-@contextlib.contextmanager
-def staging_dir(output_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """A temporary folder beside ``output_dir`` that becomes ``output_dir`` when the block succeeds."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise ExportError(f"{output_dir} exists and is not empty; pass --overwrite to replace it")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; an export is an ordinary folder
-    try:
-        yield staging
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def weights_size(folder: str | Path) -> int:
@@ -271,7 +250,7 @@ def export_merged(
     """Merge the LoRA ``adapter`` into its base and save a plain model folder; returns it."""
     source = check_source(adapter, "merged")
     output_dir = Path(output_dir)
-    with staging_dir(output_dir, overwrite) as staging:
+    with atomic_directory(output_dir, overwrite) as staging:
         model = load_merged(source, dtype)
         logger.info("saving the merged model (%s) ...", dtype)
         model.save_pretrained(staging, safe_serialization=True)
@@ -308,7 +287,7 @@ def export_bnb_4bit(
 
     source = check_source(source_dir, "bnb-4bit")
     output_dir = Path(output_dir)
-    with staging_dir(output_dir, overwrite) as staging:
+    with atomic_directory(output_dir, overwrite) as staging:
         with contextlib.ExitStack() as stack:
             merged_dir = source.base
             if source.adapter:
@@ -462,7 +441,7 @@ def export_w4a16(
         seed=seed,
     )
     output_dir = Path(output_dir)
-    with staging_dir(output_dir, overwrite) as staging:
+    with atomic_directory(output_dir, overwrite) as staging:
         import torch
 
         processor = _processor_for(source)
@@ -559,44 +538,6 @@ def gguf_instructions(source_dir: str | Path, output_dir: str | Path) -> str:
 # Sizes of the real architectures
 # --------------------------------------------------------------------------- #
 
-#: Public ``config.json`` values of the Qwen2.5-VL Instruct checkpoints (architecture only).
-QWEN2_5_VL_CONFIGS: dict[str, dict[str, Any]] = {
-    "3b": {
-        "text": dict(
-            hidden_size=2048,
-            intermediate_size=11008,
-            num_hidden_layers=36,
-            num_attention_heads=16,
-            num_key_value_heads=2,
-            vocab_size=151936,
-            tie_word_embeddings=True,
-        ),
-        "vision_out": 2048,
-    },
-    "7b": {
-        "text": dict(
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            vocab_size=152064,
-            tie_word_embeddings=False,
-        ),
-        "vision_out": 3584,
-    },
-}
-_VISION = dict(
-    depth=32,
-    hidden_size=1280,
-    intermediate_size=3420,
-    num_heads=16,
-    patch_size=14,
-    spatial_merge_size=2,
-    temporal_patch_size=2,
-    window_size=112,
-    fullatt_block_indexes=[7, 15, 23, 31],
-)
 #: NF4: 4 bits a weight plus, with double quantisation, an 8-bit absmax per block of 64 and an
 #: fp32 scale per 256 blocks.
 NF4_BYTES_PER_WEIGHT = 0.5 + 1 / 64 + 4 / (64 * 256)
@@ -604,80 +545,16 @@ NF4_BYTES_PER_WEIGHT = 0.5 + 1 / 64 + 4 / (64 * 256)
 Q4_K_M_BYTES_PER_WEIGHT = 4.85 / 8
 
 
-@dataclasses.dataclass
-class ParameterCounts:
-    """Parameters of one architecture, split the way the quantised formats treat them."""
-
-    arch: str
-    vision: int  # vision tower + merger (kept in 16 bits by every 4-bit format)
-    embeddings: int  # token embeddings (never quantised)
-    lm_head: int  # 0 when tied to the embeddings (stored once)
-    decoder_linear: int  # weights of the decoder's Linear layers (what 4-bit formats quantise)
-    decoder_other: int  # norms and biases of the decoder
-    kv_bytes_per_token: int  # bf16 K and V over all layers
-
-    @property
-    def total(self) -> int:
-        return self.vision + self.embeddings + self.lm_head + self.decoder_linear + self.decoder_other
-
-
-def count_parameters(arch: str = "3b") -> ParameterCounts:
-    """Count the real architecture's parameters by module, on the meta device (no memory used)."""
-    import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    if arch not in QWEN2_5_VL_CONFIGS:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(QWEN2_5_VL_CONFIGS)}")
-    spec = QWEN2_5_VL_CONFIGS[arch]
-    text = spec["text"]
-    config = Qwen2_5_VLConfig(
-        text_config=dict(text),
-        vision_config=dict(_VISION, out_hidden_size=spec["vision_out"]),
-        tie_word_embeddings=text["tie_word_embeddings"],
-    )
-    with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(config)
-    counts = dict(vision=0, embeddings=0, lm_head=0, decoder_linear=0, decoder_other=0)
-    seen: set[int] = set()
-    linear_weights = {
-        id(m.weight) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".layers." in n
-    }
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if id(param) in seen:
-            continue  # tied lm_head: stored once
-        seen.add(id(param))
-        if ".visual." in f".{name}":
-            counts["vision"] += param.numel()
-        elif "embed_tokens" in name:
-            counts["embeddings"] += param.numel()
-        elif name.startswith("lm_head"):
-            counts["lm_head"] += param.numel()
-        elif id(param) in linear_weights:
-            counts["decoder_linear"] += param.numel()
-        else:
-            counts["decoder_other"] += param.numel()
-    head_dim = text["hidden_size"] // text["num_attention_heads"]
-    kv = 2 * text["num_hidden_layers"] * text["num_key_value_heads"] * head_dim * 2
-    return ParameterCounts(arch=arch, kv_bytes_per_token=kv, **counts)
-
-
 def estimate_sizes(arch: str = "3b", group_size: int = 128) -> list[tuple[str, float, str]]:
     """``(format, bytes, what stays in 16 bits)`` for each export format of the real architecture."""
     c = count_parameters(arch)
     sixteen = 2 * (c.vision + c.embeddings + c.lm_head + c.decoder_other)
     w4a16 = 0.5 + 2 / group_size  # packed int4 + one bf16 scale per group (symmetric: no zero point)
-    rows = [
+    kept = "vision tower, embeddings, lm_head, norms"
+    return [
         ("merged (bf16)", 2.0 * c.total, "everything"),
-        (
-            "bnb-4bit (NF4)",
-            sixteen + NF4_BYTES_PER_WEIGHT * c.decoder_linear,
-            "vision tower, embeddings, lm_head, norms",
-        ),
-        (
-            f"w4a16 (GPTQ g{group_size})",
-            sixteen + w4a16 * c.decoder_linear,
-            "vision tower, embeddings, lm_head, norms",
-        ),
+        ("bnb-4bit (NF4)", sixteen + NF4_BYTES_PER_WEIGHT * c.decoder_linear, kept),
+        (f"w4a16 (GPTQ g{group_size})", sixteen + w4a16 * c.decoder_linear, kept),
         (
             "gguf Q4_K_M + mmproj f16 (approx.)",
             Q4_K_M_BYTES_PER_WEIGHT * (c.embeddings + c.lm_head + c.decoder_linear + c.decoder_other)
@@ -685,7 +562,6 @@ def estimate_sizes(arch: str = "3b", group_size: int = 128) -> list[tuple[str, f
             "vision projector (mmproj)",
         ),
     ]
-    return rows
 
 
 def format_size_table(arch: str = "3b", group_size: int = 128) -> str:
@@ -803,6 +679,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         run(args)
+    except FileExistsError as err:
+        print(f"export failed: {err}; pass --overwrite to replace it", file=sys.stderr)
+        return 2
     except (ExportError, FileNotFoundError, ValueError) as err:
         print(f"export failed: {err}", file=sys.stderr)
         return 2

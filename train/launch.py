@@ -51,7 +51,8 @@ def plan_command(
     """``(command, in_process)`` for this recipe on a machine with ``gpus`` GPUs."""
     sft = ["-m", "train.sft", "--config", recipe, *sft_args]
     config = recipe_accelerate_config(recipe, sft_args)
-    multi_node = (launch.num_machines or 1) > 1
+    num_machines = launch.num_machines or 1
+    multi_node = num_machines > 1
     if gpus == 0 or (gpus == 1 and config is None and not multi_node):
         if config and gpus == 0:
             logger.warning("no CUDA GPU: running in this process without %s", config)
@@ -60,7 +61,6 @@ def plan_command(
         raise SystemExit(
             f"{recipe} has no accelerate_config; add one (recipes/accelerate_configs/) for {gpus} GPUs"
         )
-    num_machines = launch.num_machines or 1
     processes = launch.num_processes or gpus * num_machines
     command = [
         sys.executable,

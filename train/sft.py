@@ -11,6 +11,7 @@ or adapter, the processor files and ``run_summary.json``; it loads with
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -68,8 +69,9 @@ def train(
     """Fine-tune as the recipe says; returns the run summary (also written to the output folder)."""
     from transformers import set_seed
 
+    from data_prep.io_utils import write_text_atomic
     from train.callbacks import RUN_SUMMARY, RunSummaryCallback, SaveProcessorCallback
-    from train.checkpoints import CheckpointCompleteCallback, atomic_write_text
+    from train.checkpoints import CheckpointCompleteCallback
     from train.engines import get_build_trainer, select_engine
     from train.modeling import save_processor
 
@@ -108,9 +110,7 @@ def train(
     if trainer.is_world_process_zero():
         save_processor(processor, output_dir)
         # Written last: its presence says the final model and processor are complete.
-        import json
-
-        atomic_write_text(output_dir / RUN_SUMMARY, json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(output_dir / RUN_SUMMARY, json.dumps(summary, indent=2) + "\n")
         logger.info("model and processor saved to %s; summary in %s", output_dir, output_dir / RUN_SUMMARY)
     return summary
 

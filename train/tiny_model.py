@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from data_prep.contract import DEFAULT_BOUNDS, ImageBounds
+from data_prep.io_utils import atomic_directory
 from train.modeling import save_processor_files
 
 logger = logging.getLogger(__name__)
@@ -173,9 +171,6 @@ def build_tiny_model(
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir} exists and is not empty")
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
     config = tiny_config(tokenizer)
@@ -193,9 +188,7 @@ def build_tiny_model(
         size={"shortest_edge": bounds.min_pixels, "longest_edge": bounds.max_pixels}
     )
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-model-", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir, overwrite) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         save_processor_files(staging, tokenizer, image_processor, QWEN2_5_VL_CHAT_TEMPLATE)
         (staging / "README.md").write_text(
@@ -203,13 +196,7 @@ def build_tiny_model(
             "tests and the demo. It has the real model's classes, tokenizer layout, chat template and "
             "image processor, at toy width; its outputs mean nothing.\n"
         )
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return output_dir
+    return Path(output_dir)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ repetition penalty, so they answer the same question the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from collections.abc import Sequence
@@ -29,6 +30,27 @@ BACKENDS = ("auto", "hf", "vllm")
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """The settings every backend takes (:func:`get_backend` builds them from its arguments)."""
+
+    bounds: ImageBounds = DEFAULT_BOUNDS
+    batch_size: int = 8
+    max_new_tokens: int = 256
+    dtype: str = "auto"
+    #: vLLM: tensor parallelism; HF: layers spread over the visible GPUs.
+    tp: int = 1
+    #: vLLM: data-parallel replicas (the HF backend refuses dp > 1).
+    dp: int = 1
+    seed: int = 0
+    #: Always generate ``max_new_tokens`` tokens (benchmarks).
+    ignore_eos: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.tp < 1 or self.dp < 1:
+            raise ValueError("batch_size, max_new_tokens, tp and dp must all be at least 1")
+
+
 class Backend:
     """What every backend offers. Subclasses implement :meth:`_generate` and :meth:`_sample`."""
 
@@ -37,6 +59,9 @@ class Backend:
     #: How many items the evaluate loop hands over at once (HF: one batch; vLLM: many, it schedules
     #: them itself). Rows are written after each chunk, so this is also the resume granularity.
     chunk_size: int = 8
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
 
     def generate(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> list[str]:
         """Greedy answers, one raw decoded text per (image, prompt) pair."""
@@ -141,18 +166,27 @@ def get_backend(
 ) -> Backend:
     """Build a backend for ``model`` (hub id, model folder or LoRA adapter folder).
 
-    ``options`` go to the backend's constructor (e.g. ``ignore_eos=True`` for benchmarks; vLLM:
-    ``gpu_memory_utilization``, ``enforce_eager``, ``max_model_len``, ``detokenize``).
+    ``ignore_eos=True`` (benchmarks) goes into :class:`BackendOptions`; other ``options`` go to the
+    backend's constructor (HF: ``device``, ``load_in_4bit``; vLLM: ``gpu_memory_utilization``,
+    ``enforce_eager``, ``max_model_len``, ``detokenize``).
     """
     if not model:
         raise ValueError("get_backend needs a model (hub id, model folder or adapter folder)")
-    if batch_size < 1 or max_new_tokens < 1 or tp < 1 or dp < 1:
-        raise ValueError("batch_size, max_new_tokens, tp and dp must all be at least 1")
     if bounds is None:
         # The bounds the model was fine-tuned with (recorded in its folder), else the contract's.
         from train.modeling import saved_bounds
 
         bounds = saved_bounds(model) or DEFAULT_BOUNDS
+    common = BackendOptions(
+        bounds=bounds,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        dtype=dtype,
+        tp=tp,
+        dp=dp,
+        seed=seed,
+        ignore_eos=options.pop("ignore_eos", False),
+    )
     logger.info("images scaled into [%d, %d] pixels", bounds.min_pixels, bounds.max_pixels)
     resolved = resolve_backend_name(name)
     if name == "auto":
@@ -162,27 +196,19 @@ def get_backend(
             else ("no CUDA GPU" if not cuda_available() else "vLLM is not installed")
         )
         logger.info("backend auto -> %s (%s)", resolved, why)
-    common = dict(
-        bounds=bounds,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        dtype=dtype,
-        tp=tp,
-        dp=dp,
-        seed=seed,
-    )
     if resolved == "vllm":
         from eval.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, **common, **options)
+        return VLLMBackend(model, common, **options)
     from eval.backends.hf import HFBackend
 
-    return HFBackend(model, **common, **options)
+    return HFBackend(model, common, **options)
 
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendOptions",
     "STOP_TOKENS",
     "cuda_available",
     "get_backend",

@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from data_prep.contract import DEFAULT_BOUNDS, IMAGE_FACTOR, ImageBounds, prepare_image
-from eval.backends import Backend, stop_token_ids
+from eval.backends import Backend, BackendOptions, stop_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -303,15 +303,8 @@ class VLLMBackend(Backend):
     def __init__(
         self,
         model: str,
+        options: BackendOptions = BackendOptions(),
         *,
-        bounds: ImageBounds = DEFAULT_BOUNDS,
-        batch_size: int = 8,
-        max_new_tokens: int = 256,
-        dtype: str = "auto",
-        tp: int = 1,
-        dp: int = 1,
-        seed: int = 0,
-        ignore_eos: bool = False,
         detokenize: bool = True,
         chunk_size: int = 1024,
         **engine_options: Any,
@@ -324,13 +317,10 @@ class VLLMBackend(Backend):
             ) from err
         from train.modeling import load_processor, resolve_source
 
-        self.bounds = bounds
-        self.max_new_tokens = max_new_tokens
-        self.seed = seed
-        self.ignore_eos = ignore_eos
+        super().__init__(options)
         self.detokenize = detokenize
         # vLLM batches internally; hand it many requests at once (batch_size only sets a floor).
-        self.chunk_size = max(chunk_size, batch_size)
+        self.chunk_size = max(chunk_size, options.batch_size)
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._workers: list[tuple[Any, Any]] = []
         self._llm = None
@@ -348,26 +338,32 @@ class VLLMBackend(Backend):
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
                 weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model"))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
-        self.processor = load_processor(model, bounds)
+        self.processor = load_processor(model, options.bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
         kwargs = engine_kwargs(
             weights,
-            bounds=bounds,
-            tp=tp,
-            max_new_tokens=max_new_tokens,
-            dtype=dtype,
-            seed=seed,
+            bounds=options.bounds,
+            tp=options.tp,
+            max_new_tokens=options.max_new_tokens,
+            dtype=options.dtype,
+            seed=options.seed,
             lora_rank=lora_rank,
             **engine_options,
         )
-        if dp == 1:
+        if options.dp == 1:
             from vllm import LLM
 
             self._llm = LLM(**kwargs)
             self._lora = _lora_request(lora_path)
         else:
-            self._start_workers(kwargs, lora_path, tp, dp)
-        logger.info("vLLM backend: %s, tp=%d, dp=%d, at most %d new tokens", model, tp, dp, max_new_tokens)
+            self._start_workers(kwargs, lora_path, options.tp, options.dp)
+        logger.info(
+            "vLLM backend: %s, tp=%d, dp=%d, at most %d new tokens",
+            model,
+            options.tp,
+            options.dp,
+            options.max_new_tokens,
+        )
 
     def _start_workers(self, kwargs: dict[str, Any], lora_path: str | None, tp: int, dp: int) -> None:
         gpus = visible_gpus()
@@ -410,22 +406,22 @@ class VLLMBackend(Backend):
 
     def _params(self, **sampling: Any) -> dict[str, Any]:
         return sampling_kwargs(
-            self.max_new_tokens,
+            self.options.max_new_tokens,
             self.stop_ids,
-            ignore_eos=self.ignore_eos,
+            ignore_eos=self.options.ignore_eos,
             detokenize=self.detokenize,
-            seed=self.seed if sampling else None,
+            seed=self.options.seed if sampling else None,
             **sampling,
         )
 
     def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
-        requests = build_requests(self.processor, images, prompts, self.bounds)
+        requests = build_requests(self.processor, images, prompts, self.options.bounds)
         return [texts[0] for texts in self._dispatch(requests, self._params())]
 
     def _sample(
         self, images: list[Image.Image], prompts: list[str], n: int, temperature: float, top_p: float
     ) -> list[list[str]]:
-        requests = build_requests(self.processor, images, prompts, self.bounds)
+        requests = build_requests(self.processor, images, prompts, self.options.bounds)
         return self._dispatch(requests, self._params(n=n, temperature=temperature, top_p=top_p))
 
     def close(self) -> None:

@@ -91,7 +91,7 @@ class VisionSFTTrainer(Trainer):
 
     def create_optimizer(self, model=None):
         if self.vision_learning_rate is None and self.merger_learning_rate is None:
-            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+            return super().create_optimizer(model)
         if self.optimizer is None:
             opt_model = self.model if model is None else model
             groups = parameter_groups(
@@ -160,12 +160,9 @@ def build_trainer(
     training_args: HmerTrainingArguments,
     train_dataset,
     callbacks: list | None = None,
-    model=None,
-    processor=None,
 ) -> tuple[Trainer, Any]:
     """A ready-to-train :class:`VisionSFTTrainer` and the processor to save beside the weights."""
-    if model is None or processor is None:
-        model, processor = load_for_training(model_args, script_args, training_args)
+    model, processor = load_for_training(model_args, script_args, training_args)
     collator = VisionSFTCollator(processor, bounds=script_args.bounds, max_length=script_args.max_length)
     trainer = VisionSFTTrainer(
         model=model,
