@@ -859,12 +859,24 @@ def build_dataset(
     return out
 
 
+def _fraction_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1 (0.02 = 2%), got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m data_prep.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="data recipe YAML (recipes/data/*.yaml)")
     parser.add_argument("--output-dir", help="where to write the dataset (default: the recipe's output_dir)")
     parser.add_argument(
-        "--max-reject-fraction", type=float, help="fail when a larger share of a split's input is rejected"
+        "--max-reject-fraction",
+        type=_fraction_arg,
+        help="fail when a larger share of a split's input is rejected (a number from 0 to 1)",
     )
     parser.add_argument(
         "--num-proc", type=int, help="worker processes encoding images (default: the recipe's, else 1)"
@@ -893,6 +905,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, FileNotFoundError, TooManyRejects) as err:
         logger.error("%s", err)
         return 2 if not isinstance(err, TooManyRejects) else 3
+    except KeyboardInterrupt:
+        # Ctrl-C is a normal way to stop a long build: finished shards are kept, so say how to go on.
+        logger.warning("interrupted: finished shards are kept; run the same command again to resume")
+        return 130
     return 0
 
 

@@ -50,8 +50,9 @@ from eval.predictions import (
 )
 from eval.report import write_html_report, write_summary
 from eval.score import score_rows
-from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, resolve_test_sets
+from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
 from eval.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
+from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -457,7 +458,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = EvalArgs(**vars(build_parser().parse_args(argv)))
-    evaluate(args)
+    try:
+        evaluate(args)
+    except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:
+        # User mistakes (a set that was not built, a wrong model path, a bad option) say what to do
+        # in their message: print that, not a traceback.
+        logger.error("%s", err)
+        return 2
+    except KeyboardInterrupt:
+        logger.warning("interrupted: the predictions written so far are kept; run the same command to resume")
+        return 130
     return 0
 
 

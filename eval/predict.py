@@ -27,6 +27,8 @@ from PIL import Image
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
 from data_prep.images import ImageError, invert, mostly_dark, on_white, read_image
 from data_prep.io_utils import write_text_atomic
+from eval.predictions import ERROR_EMPTY_GENERATION
+from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ def predict_paths(
                 for (i, _), text in zip(ready, texts):
                     results[i].raw_output = text
                     results[i].pred = extract_latex(text)
+                    if not results[i].pred:  # as in evaluation: a blank answer is a failure, not LaTeX
+                        results[i].error = ERROR_EMPTY_GENERATION
         if bar is not None:
             bar.update(len(batch))
         yield from results
@@ -208,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ModelLoadError) as err:
         print(f"predict failed: {err}", file=sys.stderr)
         return 2
 

@@ -149,7 +149,11 @@ class Loaded:
         if missing:
             notes.append(f"{missing} truths had no prediction: scored as wrong (empty prediction)")
         if self.rejects:
-            notes.append(self.rejects.summary().replace("\n", "; "))
+            # One note per reason, with its first example (file:line: reason (detail)).
+            notes.extend(
+                f"rejected as {reason}: {n}, e.g. {self.rejects.examples[(source, reason)][0]}"
+                for (source, reason), n in self.rejects.counts.most_common()
+            )
         if self.distance_disagreements:
             examples = ", ".join(
                 f"{d['id']} (file {d['stored']}, ours {d['ours']})" for d in self.distance_disagreements[:5]
@@ -253,16 +257,21 @@ def read_caption_file(path: str | Path, rejects: Rejects, allow_duplicates: bool
     return truth
 
 
-def _load_tsv(path: Path, set_name: str, rejects: Rejects) -> list[PredictionRow]:
-    # The truth is joined in afterwards; until then each row carries an empty one.
-    return [
-        PredictionRow(id=name, set=set_name, gt="", pred=text)
-        for _, name, text in _read_tab_file(path, rejects, "prediction")
-    ]
+def _load_tsv(path: Path, set_name: str, rejects: Rejects) -> tuple[list[PredictionRow], dict[str, int]]:
+    """The rows (the truth is joined in afterwards; until then each carries an empty one) and the
+    line of each id, so that a prediction without a truth can be cited by file and line."""
+    entries = _read_tab_file(path, rejects, "prediction")
+    rows = [PredictionRow(id=name, set=set_name, gt="", pred=text) for _, name, text in entries]
+    return rows, {name: line_no for line_no, name, _ in reversed(entries)}
 
 
 def _join_truth(
-    rows: list[PredictionRow], truth: dict[str, str], set_name: str, path: Path, rejects: Rejects
+    rows: list[PredictionRow],
+    truth: dict[str, str],
+    set_name: str,
+    path: Path,
+    rejects: Rejects,
+    lines: dict[str, int] | None = None,
 ) -> tuple[list[PredictionRow], int]:
     """Every truth gets a row: a prediction joined by id, or an empty ``missing_prediction`` one.
     Predictions without a truth are rejected (counted and reported), never scored."""
@@ -270,7 +279,7 @@ def _join_truth(
     for row in rows:
         gt = truth.get(row.id)
         if gt is None:
-            rejects.add(SOURCE, "prediction_without_truth", path, None, row.id)
+            rejects.add(SOURCE, "prediction_without_truth", path, (lines or {}).get(row.id), row.id)
             continue
         seen.add(row.id)
         if row.gt and row.gt.split() != gt.split():
@@ -324,6 +333,7 @@ def load_predictions(
     rejects = Rejects()
     disagreements: list[dict[str, Any]] = []
     default_set = canonical_set_name(set_name or path.stem)
+    lines: dict[str, int] | None = None
     if fmt == "jsonl":
         rows = read_prediction_rows(path, rejects)
         disagreements = [
@@ -347,7 +357,7 @@ def load_predictions(
     else:
         if gt_path is None:
             raise ValueError(f"{path} is a NAME<TAB>prediction file: give its truth with --gt CAPTION_FILE")
-        rows = _load_tsv(path, default_set, rejects)
+        rows, lines = _load_tsv(path, default_set, rejects)
     rows = _check_duplicates(rows, path, rejects, allow_duplicates)
     loaded = Loaded(path=path, format=fmt, rows=rows, rejects=rejects, distance_disagreements=disagreements)
     if gt_path is not None:
@@ -358,7 +368,7 @@ def load_predictions(
             )
         truth = read_caption_file(gt_path, rejects, allow_duplicates)
         set_of_rows = next(iter(sets)) if sets else default_set
-        loaded.rows, loaded.gt_replaced = _join_truth(rows, truth, set_of_rows, path, rejects)
+        loaded.rows, loaded.gt_replaced = _join_truth(rows, truth, set_of_rows, path, rejects, lines)
         loaded.truth_file = Path(gt_path)
     if not loaded.rows:
         raise ValueError(f"{path}: no items to score")
@@ -472,12 +482,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _default_out_dir(pred: Path, pred2: Path | None) -> Path:
     if pred2 is None:
         return pred.parent / f"{pred.stem}.scores"
-    return pred.parent / f"{pred.stem}_vs_{pred2.stem}.scores"
+    label_a, label_b = _labels(pred, pred2)
+    return pred.parent / f"{label_a}_vs_{label_b}.scores"
 
 
 def _labels(pred: Path, pred2: Path) -> tuple[str, str]:
+    """Names for the two runs: the file names, or, for two runs that wrote the same file name
+    (``outputs/base/eval/crohme2014.main.jsonl`` vs ``outputs/tree_cot/eval/...``), the nearest
+    folder names that tell them apart (``base.crohme2014.main``, ``tree_cot.crohme2014.main``)."""
     if pred.stem != pred2.stem:
         return pred.stem, pred2.stem
+    parents_a = pred.resolve().parent.parts[::-1]
+    parents_b = pred2.resolve().parent.parts[::-1]
+    for part_a, part_b in zip(parents_a, parents_b):
+        if part_a != part_b:
+            return f"{part_a}.{pred.stem}", f"{part_b}.{pred2.stem}"
     return f"A-{pred.stem}", f"B-{pred2.stem}"
 
 

@@ -46,6 +46,12 @@ def _check(code: int | None, stage: str) -> None:
         raise SystemExit(f"demo stopped: {stage} failed with exit status {code} (see the messages above)")
 
 
+def print_plain(console, text: str) -> None:
+    """Print Markdown as it is: no wrapping (a wrapped table row breaks the table when copied) and
+    no rich markup (``[...]`` in LaTeX or notes must not be taken for a style)."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
     from rich.console import Console
 
@@ -97,7 +103,7 @@ def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
     summary_path = EVAL_DIR / "summary.md"
     if summary_path.is_file():
         console.rule("[bold]Score table")
-        console.print(summary_path.read_text())
+        print_plain(console, summary_path.read_text())
     predictions = sorted(EVAL_DIR.glob("**/*.jsonl"))
     console.rule("[bold]Artifacts")
     for label, path in [

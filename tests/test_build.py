@@ -284,3 +284,20 @@ def test_confusion_table_is_validated(tmp_path):
                 ],
             }
         )
+
+
+def test_ctrl_c_says_how_to_resume_without_a_traceback(monkeypatch, caplog):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "build_dataset", interrupted)
+    assert main(["--config", "recipes/data/crohme_sample.yaml", "--no-progress"]) == 130
+    assert "run the same command again to resume" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "5%", "nan"])
+def test_max_reject_fraction_outside_0_to_1_is_refused(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", "recipes/data/crohme_sample.yaml", "--max-reject-fraction", value])
+    assert exit_info.value.code == 2
+    assert "expected a number from 0 to 1" in capsys.readouterr().err

@@ -212,3 +212,31 @@ def test_unknown_task_is_refused(built_data, tmp_path):
     with pytest.raises(ValueError, match="--task"):
         evaluate(_args(built_data, tmp_path, task="error_detection"), backend=ScriptedBackend({}))
     assert not os.listdir(tmp_path)
+
+
+def test_user_mistakes_are_plain_errors_not_tracebacks(built_data, tiny_model_dir, tmp_path, caplog):
+    common = [
+        "--data-dir",
+        str(built_data),
+        "--output-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--backend",
+        "hf",
+    ]
+    assert main(["--model", str(tiny_model_dir), "--sets", "crohme2019", *common]) == 2
+    assert "Available splits" in caplog.text and SET in caplog.text
+    caplog.clear()
+    assert main(["--model", str(tmp_path / "no-model"), "--sets", SET, *common]) == 2
+    assert str(tmp_path / "no-model") in caplog.text
+
+
+def test_ctrl_c_keeps_the_predictions_and_says_how_to_resume(monkeypatch, tmp_path, caplog):
+    import eval.evaluate as evaluate_module
+
+    def interrupted(args, backend=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "evaluate", interrupted)
+    assert main(["--model", "m", "--sets", SET, "--output-dir", str(tmp_path)]) == 130
+    assert "run the same command to resume" in caplog.text

@@ -136,4 +136,27 @@ def test_predict_with_the_hf_backend_on_the_tiny_model(tiny_model_dir, image_dir
     assert "missing_image" in capsys.readouterr().err
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(rows) == 5 and rows[-1]["error"].startswith("missing_image")
-    assert all(r["error"] is None and isinstance(r["raw_output"], str) for r in rows[:4])
+    # A random tiny model may answer blank: that is an empty_generation failure, as in evaluation.
+    assert all(isinstance(r["raw_output"], str) for r in rows[:4])
+    assert all(r["error"] == (None if r["pred"] else "empty_generation") for r in rows[:4])
+
+
+def test_a_blank_answer_is_an_empty_generation_failure(image_dir, tmp_path, capsys):
+    class BlankBackend(RecordingBackend):
+        def generate(self, images, prompts):
+            return ["\n\n\n" if im.width == 60 else "x" for im in images]  # z_light.png is 60 wide
+
+    out_path = tmp_path / "p.jsonl"
+    rc = predict.run(_args(str(image_dir), "--jsonl", str(out_path)), backend=BlankBackend())
+    assert rc == 1
+    assert "z_light.png: empty_generation" in capsys.readouterr().err
+    rows = {r["id"]: r for r in map(json.loads, out_path.read_text().splitlines())}
+    assert rows["z_light"]["error"] == "empty_generation" and rows["z_light"]["pred"] == ""
+    assert all(r["error"] is None for name, r in rows.items() if name != "z_light")
+
+
+def test_a_model_folder_that_does_not_exist_is_a_plain_error(image_dir, tmp_path, capsys):
+    rc = predict.main(["--model", str(tmp_path / "no-model"), "--backend", "hf", str(image_dir)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "predict failed" in err and str(tmp_path / "no-model") in err
+    assert "Traceback" not in err

@@ -114,6 +114,23 @@ def test_tsv_joined_with_captions_reports_both_sides(tmp_path):
     assert scores.n == 3 and scores.exact == 1 and scores.failed == {"missing_prediction": 1}
 
 
+def test_tsv_prediction_without_truth_is_cited_by_line_in_the_notes(tmp_path):
+    captions = _write_tsv(tmp_path / "caption.txt", ["a\tx", "b\ty"])
+    preds = _write_tsv(tmp_path / "pred.txt", ["a\tx", "b\ty", "stray\tz", "a_typo"])
+    loaded = load_predictions(preds, gt_path=captions, set_name="crohme2014")
+    assert [(r.line, r.detail) for r in loaded.rejects.examples[("score", "prediction_without_truth")]] == [
+        (3, "stray"),
+        (4, "a_typo"),
+    ]
+    notes = loaded.notes()
+    assert any(
+        note.startswith("rejected as prediction_without_truth: 2, e.g.")
+        and f"{preds}:3: prediction_without_truth (stray)" in note
+        for note in notes
+    )
+    assert not any(":;" in note for note in notes)
+
+
 def test_tsv_without_truth_is_a_clear_error(tmp_path):
     preds = _write_tsv(tmp_path / "pred.txt", ["a\tx"])
     with pytest.raises(ValueError, match="--gt"):
@@ -254,3 +271,20 @@ def test_real_normaliser_forgives_caption_edition_differences(shared_data, tmp_p
     # The editions differ mostly by \limits, which the normalised column treats as equivalent;
     # ExpRate itself stays the strict figure.
     assert scores.exact == 901 and scores.normalized_exact > scores.exact
+
+
+def test_two_runs_with_the_same_file_name_are_named_by_their_folders(tmp_path, capsys):
+    # `make eval OUT=outputs/base` and `OUT=outputs/tree_cot` both write eval/crohme2014.main.jsonl.
+    paths = []
+    for run, preds in (("base", ["x", "q"]), ("tree_cot", ["x", "y"])):
+        path = tmp_path / run / "eval" / "crohme2014.main.jsonl"
+        path.parent.mkdir(parents=True)
+        with PredictionWriter(path) as writer:
+            for item_id, gt, pred in zip(["a", "b"], ["x", "y"], preds):
+                writer.write(make_row(item_id, "crohme2014", gt, pred))
+        paths.append(path)
+    assert main([str(paths[0]), str(paths[1]), "--bootstrap", "0"]) == 0
+    out_dir = paths[0].parent / "base.crohme2014.main_vs_tree_cot.crohme2014.main.scores"
+    compare = (out_dir / "compare.md").read_text()
+    assert "base.crohme2014.main" in compare and "tree_cot.crohme2014.main" in compare
+    assert (out_dir / "tree_cot.crohme2014.main" / "summary.md").is_file()
