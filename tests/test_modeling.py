@@ -102,3 +102,12 @@ def test_saved_processor_records_training_bounds(tmp_path, tiny_model_dir):
     # Reloading without explicit bounds reuses the training bounds; explicit bounds still win.
     assert processor_bounds(load_processor(str(tmp_path))) == trained
     assert processor_bounds(load_processor(str(tmp_path), bounds=ImageBounds())).max_pixels == MAX_PIXELS
+
+
+def test_missing_local_model_folder_is_named_plainly(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_source(str(tmp_path / "no-such-model"))
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        resolve_source("./outputs/no-such-run")
+    # A hub id is left for the hub client to resolve.
+    assert resolve_source("Qwen/Qwen2.5-VL-3B-Instruct").base == "Qwen/Qwen2.5-VL-3B-Instruct"

@@ -235,3 +235,22 @@ def test_engine_auto_is_portable_without_gpu(tmp_path, sample_dataset_dir, tiny_
     engine, reason = select_engine(model_args, training_args)
     if not torch.cuda.is_available():
         assert engine == "trl" and ("no CUDA GPU" in reason or "not installed" in reason)
+
+
+def test_interrupt_reports_the_checkpoint_to_resume_from(tmp_path, monkeypatch, caplog):
+    import train.sft as sft
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model_name_or_path: {tmp_path}/model\ndataset_dir: {tmp_path}/data\noutput_dir: {tmp_path}/run\n"
+    )
+    done = tmp_path / "run" / "checkpoint-5"
+    done.mkdir(parents=True)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sft, "train", interrupted)
+    monkeypatch.setattr("train.checkpoints.is_complete", lambda folder: folder.name == "checkpoint-5")
+    assert sft.main(["--config", str(recipe)]) == 130
+    assert "checkpoint-5" in caplog.text and "run the same command again to resume" in caplog.text

@@ -49,6 +49,11 @@ class ModelSource:
         return self.base
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``namespace/name``; anything else is meant as a local folder."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def resolve_source(name_or_path: str) -> ModelSource:
     """Tell a base model from a LoRA adapter folder (whose base is named in its config)."""
     path = Path(name_or_path)
@@ -61,6 +66,8 @@ def resolve_source(name_or_path: str) -> ModelSource:
         if not base:
             raise ModelLoadError(f"{config_file} has an empty base_model_name_or_path")
         return ModelSource(base=base, adapter=str(path))
+    if not path.exists() and _looks_like_a_path(name_or_path):
+        raise ModelLoadError(f"model folder {name_or_path} does not exist")
     if path.exists() and not (path / "config.json").is_file():
         raise ModelLoadError(
             f"{path} is neither a model folder (no config.json) nor a LoRA adapter folder (no {ADAPTER_CONFIG})"

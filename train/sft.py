@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments, parse_recipe
+from train.modeling import ModelLoadError
 
 logger = logging.getLogger("train.sft")
 
@@ -129,6 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecipeError as err:
         logger.error("%s", err)
         return 2
+    except ModelLoadError as err:
+        logger.error("%s", err)
+        return 2
+    except KeyboardInterrupt:
+        from train.checkpoints import last_complete_checkpoint
+
+        last = last_complete_checkpoint(training_args.output_dir, set_aside_incomplete=False)
+        where = f"the last complete checkpoint is {last}" if last else "no checkpoint was complete yet"
+        logger.error("interrupted: %s; run the same command again to resume", where)
+        return 130
     logger.info(
         "done: %s steps, final loss %s, %.2f samples/s",
         summary.get("global_step"),
