@@ -10,8 +10,10 @@ How it works, per split (test sets first, so training records can be checked aga
 read each source with its reader, fingerprint and PNG-encode every image once, derive the
 auxiliary task records, drop training records that overlap a test set, and write shards of about
 ``shard_size`` rows. A shard is written to a temporary file and renamed into place, then recorded
-in ``<out>/manifest.json`` with the recipe hash, the position reached in each source and the
-rejections so far; a re-run skips completed shards (and the sources they covered) and continues.
+in ``<out>/manifest.json`` with the recipe hash, the position reached in each source (the reader's
+items passed, known before any image is decoded) and the rejections so far; a re-run skips
+completed shards and finished sources, and has each reader pass over the items it had covered
+without opening their images, then continues.
 A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-NNNNN`` names.
 """
 
@@ -57,6 +59,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("data_prep.build")
 
 MANIFEST = "manifest.json"
+#: Bumped when the manifest's meaning changes (2: a source's position counts the reader's items,
+#: see ``ReadCursor``, not the records it yielded); an older manifest is rebuilt, not misread.
+MANIFEST_FORMAT = 2
 WORK_DIR = ".build"
 SHARD_PATTERN = "shard-{index:05d}-of-{total:05d}.parquet"
 #: zlib level 1: about 3x faster than the default 6 for ~10 % larger PNGs (see benchmarks).
@@ -259,7 +264,8 @@ class RecordProcessor:
 class StreamItem:
     """One record on its way from the reader to the writer, with the resume bookkeeping.
 
-    ``index``: records the reader has yielded so far (``None`` marks the end of the source);
+    ``index``: items the reader has passed so far (its ``ReadCursor.passed``: records made and
+    items rejected; ``None`` marks the end of the source);
     ``selected``: records kept after the holdout and the cap; ``snapshot``: the reader's rejections
     so far when they changed; ``record`` is replaced by ``prepared`` once processed.
     """
@@ -388,6 +394,9 @@ class DatasetBuilder:
         self.progress = progress
         self.recipe_hash = recipe.content_hash()
         self.confusions = self._load_confusions()  # before any work: a bad table fails at once
+        for spec in [*recipe.test_sets, *recipe.train]:
+            if "cursor" in spec.options:
+                raise RecipeError(f"source {spec.name!r}: 'cursor' is set by the build, not a reader option")
         self.index = ContaminationIndex(recipe.contamination.perceptual_max_distance)
         self.features = record_features()
         self.manifest = self._open_manifest(fresh)
@@ -398,21 +407,27 @@ class DatasetBuilder:
         path = self.out / MANIFEST
         if path.is_file():
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            if fresh or manifest.get("recipe_hash") != self.recipe_hash:
-                why = (
-                    "--fresh was given"
-                    if fresh
-                    else (
-                        f"the recipe changed since the last build (hash {manifest.get('recipe_hash')} -> {self.recipe_hash})"
-                    )
-                )
+            old_hash = manifest.get("recipe_hash")
+            why = None
+            if fresh:
+                why = "--fresh was given"
+            elif old_hash != self.recipe_hash:
+                why = f"the recipe changed since the last build (hash {old_hash} -> {self.recipe_hash})"
+            elif manifest.get("format") != MANIFEST_FORMAT:
+                why = "it was written by an older version of the build, whose resume positions differ"
+            if why:
                 logger.warning("%s holds an earlier build; %s: rebuilding from scratch", self.out, why)
                 self._remove_build(manifest)
             else:
                 logger.info("resuming the build in %s (recipe hash %s)", self.out, self.recipe_hash)
                 return manifest
         self.out.mkdir(parents=True, exist_ok=True)
-        manifest = {"recipe_hash": self.recipe_hash, "recipe": self.recipe.path, "splits": {}}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "recipe_hash": self.recipe_hash,
+            "recipe": self.recipe.path,
+            "splits": {},
+        }
         write_json_atomic(path, manifest)
         return manifest
 
@@ -481,7 +496,7 @@ class DatasetBuilder:
         else:
             logger.info("split %s: building from %s", plan.name, ", ".join(s.name for s in plan.sources))
 
-        # Where each source stands: records consumed, records selected, whether it is finished.
+        # Where each source stands: reader items passed, records selected, whether it is finished.
         position: dict[str, Any] = json.loads(json.dumps(last.get("position", {})))
         self._task_counts = collections.Counter(
             {tuple(k.split("|")): v for k, v in position.get("_task_counts", {}).items()}
@@ -515,13 +530,13 @@ class DatasetBuilder:
             buffer, current = [], ShardStats()
 
         for spec, item in self._prepared_stream(plan, position, reader_rejects):
-            source_position = position.setdefault(spec.name, {"consumed": 0, "selected": 0, "done": False})
+            source_position = position.setdefault(spec.name, {"items": 0, "selected": 0, "done": False})
             if item.snapshot is not None:
                 reader_state = item.snapshot
             if item.index is None:  # the source is exhausted (or capped)
                 source_position["done"] = True
                 continue
-            source_position.update(consumed=item.index, selected=item.selected)
+            source_position.update(items=item.index, selected=item.selected)
             bar.update(1)
             if isinstance(item.prepared, Reject):
                 r = item.prepared
@@ -647,16 +662,17 @@ class DatasetBuilder:
     ):
         """:class:`StreamItem`\\ s of one source after the holdout and the cap, then an end marker.
 
-        ``index`` counts every record the reader yielded (the resume position). The first
-        ``consumed`` were handled by completed shards, whose saved reader rejections already
-        count them, so while skipping those the reader reports to a scratch counter.
+        ``index`` is the reader's cursor after each record (the resume position). The first
+        ``items`` were handled by completed shards, whose saved reader rejections already count
+        them: the reader passes over them without opening their images and without reporting
+        their rejections (:class:`~data_prep.readers.common.ReadCursor`).
         """
         from data_prep.readers import get_reader
+        from data_prep.readers.common import ReadCursor
 
         reader = get_reader(spec.reader)
-        skip = position.get("consumed", 0)
+        cursor = ReadCursor(skip=position.get("items", 0))
         selected = position.get("selected", 0)
-        forward = _Forward(Rejects(log=False) if skip else reader_rejects)
         last_total = -1
 
         def snapshot() -> dict[str, Any] | None:
@@ -666,11 +682,11 @@ class DatasetBuilder:
             last_total = len(reader_rejects)
             return rejects_to_state(reader_rejects)
 
-        for index, record in enumerate(reader(Path(spec.root), spec.split, forward, **spec.options), start=1):
-            if index == skip:
-                forward.target = reader_rejects
-            if index <= skip:
-                continue
+        records = reader(Path(spec.root), spec.split, reader_rejects, cursor=cursor, **spec.options)
+        if cursor.skip:
+            logger.info("%s: passing over the %d items completed shards cover", spec.name, cursor.skip)
+        for record in records:
+            index = cursor.passed
             if spec.holdout is not None and plan.holdout_side is not None:
                 in_holdout = (
                     stable_fraction(self.recipe.seed, "holdout", spec.name, record.id) < spec.holdout.fraction
@@ -811,20 +827,6 @@ class DatasetBuilder:
         result.shards = files
         rows = sum(e["rows"] for e in state["shards"])
         logger.info("split %s: %d rows in %d shard(s) -> %s", split, rows, total, final_dir)
-
-
-class _Forward(Rejects):
-    """A Rejects that forwards every call to its current ``target`` (switched after a resume skip)."""
-
-    def __init__(self, target: Rejects) -> None:
-        super().__init__(log=False)
-        self.target = target
-
-    def add(self, source, reason, file, line=None, detail="") -> None:
-        self.target.add(source, reason, file, line, detail)
-
-    def __len__(self) -> int:
-        return len(self.target)
 
 
 # --------------------------------------------------------------------------- #

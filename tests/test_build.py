@@ -301,3 +301,86 @@ def test_max_reject_fraction_outside_0_to_1_is_refused(value, capsys):
         main(["--config", "recipes/data/crohme_sample.yaml", "--max-reject-fraction", value])
     assert exit_info.value.code == 2
     assert "expected a number from 0 to 1" in capsys.readouterr().err
+
+
+def test_resume_opens_no_image_that_finished_shards_cover(tmp_path, monkeypatch):
+    """An interrupted build resumes with the same rows and rejections as an uninterrupted one, and
+    never opens the images of the records its finished shards (and rejections) already cover: they
+    are corrupted between the two runs and the result does not change."""
+    from data_prep.images import DatasetRoot
+
+    root = tmp_path / "sample"
+    shutil.copytree(SAMPLE, root)
+    captions = root / "caption_comer.txt"
+    lines = caption_lines(captions)
+    # Reader rejections before the crash (no tab, unreadable image) and after it (missing image).
+    (root / "off_image_test" / "broken_0.bmp").write_bytes(b"BM not a bitmap")
+    bad = ["first line without a tab", "broken\tx"]
+    captions.write_text("\n".join([bad[0], *lines[:5], bad[1], *lines[5:], "ghost\ty"]) + "\n")
+    source = sample_source(root, tasks={"counting": 1.0})
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "shard_size": 10, "train": [source]})
+    clean = build_dataset(recipe, tmp_path / "clean", progress=False)
+
+    real_write = build_module.DatasetBuilder._write_shard
+    written = []
+
+    def crash_on_third(self, path, rows):
+        if len(written) == 2:
+            raise KeyboardInterrupt("simulated crash")
+        written.append(path)
+        real_write(self, path, rows)
+
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(recipe, progress=False)
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    position = manifest["splits"]["train"]["shards"][-1]["position"]["sample"]["items"]
+    covered = [line.split("\t")[0] for line in lines[:5] + ["broken"] + lines[5:]][:position]
+    assert len(covered) >= 10 and "broken" in covered
+    for name in covered:  # a resume that opened any of these would reject it or change its row
+        (root / "off_image_test" / f"{name}_0.bmp").write_bytes(b"BM corrupted after the crash")
+
+    opened = []
+    real_load = DatasetRoot.load_image
+    monkeypatch.setattr(
+        DatasetRoot,
+        "load_image",
+        lambda self, path: (opened.append(Path(path).name), real_load(self, path))[1],
+    )
+    out = build_dataset(recipe, progress=False)
+    assert opened and not {f"{name}_0.bmp" for name in covered} & set(opened)
+    assert len(opened) == len(lines) + 1 - len(covered)  # each later image once ("ghost" has none)
+    resumed, expected = load_split(out, "train"), load_split(clean, "train")
+    assert resumed["id"] == expected["id"] and resumed["answer"] == expected["answer"]
+    assert resumed["meta"] == expected["meta"]
+    assert [r["image"].tobytes() for r in resumed.select(range(0, len(resumed), 9))] == [
+        r["image"].tobytes() for r in expected.select(range(0, len(expected), 9))
+    ]
+
+    def rejected(build: Path) -> list:
+        report = json.loads((build / "report.json").read_text())["splits"]["train"]["rejected_input"]
+        # The examples cite file:line first; PIL's message after it names an object address.
+        return [
+            (g["reason"], g["count"], [e.split(" (")[0] for e in g["examples"]])
+            for g in report["by_source_and_reason"]
+        ]
+
+    assert rejected(out) == rejected(clean)
+    assert sorted((reason, count) for reason, count, _ in rejected(out)) == [
+        ("missing_image", 1),
+        ("no_tab", 1),
+        ("unreadable_image", 1),
+    ]  # each counted once
+
+
+def test_manifest_of_an_older_build_is_rebuilt_not_misread(tmp_path, caplog):
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [sample_source(max_records=5)]})
+    out = build_dataset(recipe, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["format"]  # what the build wrote before positions counted reader items
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    build_dataset(recipe, progress=False)
+    assert "written by an older version of the build" in caplog.text
+    assert json.loads((out / "manifest.json").read_text())["format"] == build_module.MANIFEST_FORMAT
+    assert len(load_split(out, "train")) == 5

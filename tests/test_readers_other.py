@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from PIL import Image
 
 from data_prep.latex import tokenize_latex
-from data_prep.readers import hme100k, im2latex, m2e, mlhme38k
+from data_prep.readers import crohme, crohme_inkml, hme100k, im2latex, m2e, mathwriting, mlhme38k
 from data_prep.readers.m2e import convert_pseudo_tokens
 from data_prep.rejects import Rejects
 
@@ -199,3 +200,150 @@ def test_m2e_reader(tmp_path):
         ("train.jsonl", 2),
     ]
     assert rejects.by_reason() == {"bad_json": 2, "latex_error": 1, "missing_image": 1, "empty_label": 1}
+
+
+# --------------------------------------------------------------------------- resuming (every reader)
+
+
+def _crohme_case(tmp_path):
+    from tests.conftest import REPO
+
+    sample = REPO / "samples" / "crohme2014_test"
+    images = tmp_path / "off_image_test"
+    images.mkdir()
+    lines = [line for line in (sample / "caption_comer.txt").read_text().split("\n") if line.strip()][:6]
+    for line in lines:
+        name = line.split("\t")[0]
+        shutil.copy(sample / "off_image_test" / f"{name}_0.bmp", images)
+    (images / "broken_0.bmp").write_bytes(b"BM not a bitmap")
+    bad = ["no tab here", "ghost\tx", "broken\ty", lines[0]]  # no_tab, missing, unreadable, duplicate
+    text = "\n".join(lines[:2] + bad[:2] + lines[2:4] + bad[2:] + lines[4:]) + "\n"
+    (tmp_path / "caption_comer.txt").write_text(text)
+    return crohme.read, tmp_path, "2014", {"caption_file": "caption_comer.txt", "images_dir": images}
+
+
+def _hme100k_case(tmp_path):
+    images = tmp_path / "train_images"
+    images.mkdir()
+    for name in ("a", "c", "e", "f"):
+        _formula_image(images / f"{name}.jpg")
+    (images / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (tmp_path / "train_labels.txt").write_text(
+        "a.jpg\tx + 1\nb.jpg\ty\nno tab\nc.jpg\tz\nd.jpg\tw\ne.jpg\t\\frac { 1 } { 2 }\na.jpg\tx\nf.jpg\tq\n"
+    )
+    return hme100k.read, tmp_path, "train", {}
+
+
+def _im2latex_case(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("p0", "p1", "p3", "p4"):
+        _formula_image(tmp_path / "images" / f"{name}.png", size=(300, 400), ink=(50, 100, 120, 130))
+    Image.new("RGB", (300, 400), "white").save(tmp_path / "images" / "blank.png")
+    (tmp_path / "im2latex_formulas.lst").write_text("x^2\n\\frac{a}{b}\n\\frac{1\ny_1\nz\n")
+    (tmp_path / "im2latex_train.lst").write_text(
+        "0 p0 basic\nnonsense\n2 p1 basic\n1 p1 basic\n9 p3 basic\n3 blank basic\n3 p3 basic\n4 p4 basic\n"
+    )
+    return im2latex.read, tmp_path, "train", {}
+
+
+def _mlhme38k_case(tmp_path):
+    folder = tmp_path / "train_set"
+    (folder / "train_images").mkdir(parents=True)
+    for name in ("1", "2", "3", "5"):
+        _formula_image(folder / "train_images" / f"{name}.jpg")
+    (folder / "all_labels.txt").write_text(
+        "1.jpg x + y\n2 \\begin{array}{l} a=1 \\\\\nb=2 \\end{array}\n3.jpg\n4.jpg z\n1.jpg w\n5.jpg \\frac{1}{2}\n"
+    )
+    return mlhme38k.read, tmp_path, "train", {}
+
+
+def _m2e_case(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("0", "1", "3"):
+        _formula_image(tmp_path / "images" / f"{name}.jpg")
+    items = [{"name": "0.jpg", "tex": "a = 1 \\n b = 2"}, {"name": "2.jpg", "tex": "y"}]
+    items += [
+        {"name": "1.jpg", "tex": "\\frac{1"},
+        {"name": "1.jpg", "tex": "x"},
+        {"name": "3.jpg", "tex": "z"},
+    ]
+    lines = [json.dumps(items[0]), "{not json", *map(json.dumps, items[1:])]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return m2e.read, tmp_path, "train", {}
+
+
+def _crohme_inkml_case(tmp_path):
+    from tests.conftest import FIXTURES
+
+    for path in (FIXTURES / "readers" / "inkml").glob("*.inkml"):
+        shutil.copy(path, tmp_path)
+    (tmp_path / "a_broken.inkml").write_text("<ink><trace>")
+    (tmp_path / "l_no_truth.inkml").write_text("<ink><trace>1 2, 3 4</trace></ink>")
+    return crohme_inkml.read, tmp_path, "train", {}
+
+
+def _mathwriting_case(tmp_path):
+    from tests.conftest import FIXTURES
+
+    return mathwriting.read, FIXTURES / "readers" / "mathwriting", "train", {}
+
+
+class _Timeline(Rejects):
+    """Every rejection, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(log=False)
+        self.items: list[tuple[str, str, str, int | None]] = []
+
+    def add(self, source, reason, file, line=None, detail="") -> None:
+        super().add(source, reason, file, line, detail)
+        self.items.append((source, reason, str(file), line))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _crohme_case,
+        _hme100k_case,
+        _im2latex_case,
+        _mlhme38k_case,
+        _m2e_case,
+        _crohme_inkml_case,
+        _mathwriting_case,
+    ],
+    ids=lambda case: case.__name__.strip("_").removesuffix("_case"),
+)
+def test_a_resumed_read_skips_without_opening(case, tmp_path, monkeypatch):
+    """From every resume position the build can save (the cursor after a record), a read with
+    ``skip`` gives exactly the records and rejections that followed it in the full read, and opens
+    (decodes, or parses for InkML) only the files of the items after it."""
+    from data_prep.images import DatasetRoot
+    from data_prep.readers import inkml
+    from data_prep.readers.common import ReadCursor
+
+    read, root, split, options = case(tmp_path)
+    opened: list[str] = []
+    real_load, real_parse = DatasetRoot.load_image, inkml.parse_inkml
+    monkeypatch.setattr(
+        DatasetRoot, "load_image", lambda self, p: (opened.append(str(p)), real_load(self, p))[1]
+    )
+    monkeypatch.setattr(inkml, "parse_inkml", lambda p: (opened.append(str(p)), real_parse(p))[1])
+
+    def run(skip: int):
+        opened.clear()
+        cursor, rejects = ReadCursor(skip=skip), _Timeline()
+        # Per record: (id, answer, cursor after it, rejections and files opened so far).
+        steps = [
+            (r.id, r.answer, cursor.passed, len(rejects.items), len(opened))
+            for r in read(root, split, rejects, cursor=cursor, **options)
+        ]
+        return steps, rejects.items, list(opened), cursor.passed
+
+    full, full_rejects, full_opened, items = run(0)
+    assert len(full) >= 2 and full_rejects  # the fixture mixes records and rejections
+    for index, (_, _, position, rejects_before, opened_before) in enumerate(full):
+        resumed, rejects, files, passed = run(position)
+        assert [s[:3] for s in resumed] == [s[:3] for s in full[index + 1 :]]
+        assert rejects == full_rejects[rejects_before:]
+        assert files == full_opened[opened_before:]
+        assert passed == items

@@ -1,8 +1,10 @@
 """Dataset readers: each turns one distributed dataset format into main-task ``Record``\\ s.
 
 Every reader has the signature ``read(root, split, rejects, **options) -> Iterator[Record]``; bad
-items are counted in ``rejects`` (file, line, reason) and skipped, never raised. See
-docs/datasets.md for the layouts and options of each source.
+items are counted in ``rejects`` (file, line, reason) and skipped, never raised. Every reader also
+takes ``cursor=ReadCursor(skip=n)`` (:mod:`data_prep.readers.common`): the build's resume position,
+whose first ``n`` items are passed over without opening their images. See docs/datasets.md for the
+layouts and options of each source.
 """
 
 from __future__ import annotations

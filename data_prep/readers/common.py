@@ -20,6 +20,57 @@ from data_prep.rejects import Rejects
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg")
 
 
+@dataclasses.dataclass
+class ReadCursor:
+    """Where a reader stands in its own listing, so an interrupted build resumes without decoding
+    again what it already wrote.
+
+    An *item* is one entry the reader would turn into a record: a labelled line that reaches
+    :meth:`RecordMaker.make`, or one InkML file. ``passed`` counts the items done so far (made,
+    rejected or skipped); it is known before any image is opened, so it is the resume position.
+    The first ``skip`` items give no record and their image is never opened (nor their InkML
+    parsed); the cheap steps still run (label lines, tokenising, duplicate ids), so the reader
+    carries on exactly as a full read would. Rejections met before the reader is past the skipped
+    items are not reported (the run that read them counted them): see :func:`start_reading`.
+    """
+
+    skip: int = 0
+    passed: int = 0
+
+    @property
+    def skipping(self) -> bool:
+        """True while the next item (or the lines before it) lies within the skipped ones."""
+        return self.passed < self.skip
+
+
+class _RejectsAfterSkip(Rejects):
+    """Forwards rejections to ``target`` once ``cursor`` is past its skipped items."""
+
+    def __init__(self, target: Rejects, cursor: ReadCursor) -> None:
+        super().__init__(log=False)
+        self.target = target
+        self.cursor = cursor
+
+    def add(self, source, reason, file, line=None, detail="") -> None:  # noqa: D401 - same API
+        if not self.cursor.skipping:
+            self.target.add(source, reason, file, line, detail)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+def start_reading(cursor: ReadCursor | None, rejects: Rejects) -> tuple[ReadCursor, Rejects]:
+    """The cursor a reader advances (a fresh one when ``None``) and the rejects it reports to.
+
+    With items to skip, the rejects drop what is met before the reader is past them: a rejection
+    of item ``k`` is made while ``passed == k - 1``, one between items ``k`` and ``k + 1`` (a bad
+    label line) while ``passed == k``, so exactly those a full read reports after item ``skip``
+    get through.
+    """
+    cursor = cursor if cursor is not None else ReadCursor()
+    return cursor, (_RejectsAfterSkip(rejects, cursor) if cursor.skip else rejects)
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(line_number, raw_bytes)`` for each line, split on ``\\n`` only (1-based numbers).
 
@@ -158,7 +209,9 @@ class RecordMaker:
     ``label file + image folder`` shares, with their counted rejects.
 
     One per reader call: ``images`` (the image folder, resolved once) confines every image read,
-    and ``seen`` holds the ids already made, so a repeated id is a ``duplicate_id`` reject.
+    and ``seen`` holds the ids already claimed, so a repeated id is a ``duplicate_id`` reject.
+    Each call to :meth:`make` is one item of ``cursor``: the first ``cursor.skip`` are checked
+    but their image is not opened.
     """
 
     source: str
@@ -171,6 +224,7 @@ class RecordMaker:
     #: Applied to each decoded image (invert, crop); ``None`` from it is a ``blank_image`` reject.
     prepare: Callable[[Image.Image], Image.Image | None] | None = None
     seen: set[str] = dataclasses.field(default_factory=set)
+    cursor: ReadCursor = dataclasses.field(default_factory=ReadCursor)
 
     def reject(self, reason: str, line: int, detail: str = "") -> None:
         self.rejects.add(self.source, reason, self.label_file, line, detail)
@@ -183,10 +237,22 @@ class RecordMaker:
         (``image_path`` is ``None`` or absent), ``unreadable_image``, ``path_escapes_root``,
         ``pickle_refused``, ``blank_image``.
 
+        The id is claimed once the label is usable and an image is named, before the image is
+        opened. Within the cursor's skipped items this returns ``None`` without opening it.
+
         ``meta`` gets ``image_file`` (the image's file name, unless ``meta`` names it),
         ``label_file`` (the label file's name) and ``line``, so a later stage can cite
         ``label_file:line``.
         """
+        skipped = self.cursor.skipping
+        try:
+            return self._make(skipped, line, image_id, label, image_path, meta)
+        finally:
+            self.cursor.passed += 1  # after this item's rejections, before its record is yielded
+
+    def _make(
+        self, skipped: bool, line: int, image_id: str, label: str, image_path: Path | None, meta: dict
+    ) -> Record | None:
         if image_id in self.seen:
             self.reject("duplicate_id", line, image_id)
             return None
@@ -198,6 +264,12 @@ class RecordMaker:
         if image_path is None:
             self.reject("missing_image", line, f"no image for {image_id} in {self.images.path}")
             return None
+        # Claimed before the image is opened, so a skipped item (whose image is never opened)
+        # claims it too and a resumed read stays the same as a full one. A repeated id names
+        # the same image file, which would fail the same way.
+        self.seen.add(image_id)
+        if skipped:
+            return None
         image = load_or_reject(image_path, self.images, self.source, self.rejects, self.label_file, line)
         if image is not None and self.prepare is not None:
             image = self.prepare(image)
@@ -205,7 +277,6 @@ class RecordMaker:
                 self.reject("blank_image", line, f"{image_path.name} has no ink")
         if image is None:
             return None
-        self.seen.add(image_id)
         where = {"image_file": image_path.name, "label_file": self.label_file.name, "line": line}
         return main_record(image_id, self.source, self.split, image, latex, **{**where, **meta})
 

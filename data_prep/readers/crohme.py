@@ -21,7 +21,14 @@ from pathlib import Path
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot
 from data_prep.images import invert as invert_image
-from data_prep.readers.common import RecordMaker, find_path, index_images, iter_tab_labels
+from data_prep.readers.common import (
+    ReadCursor,
+    RecordMaker,
+    find_path,
+    index_images,
+    iter_tab_labels,
+    start_reading,
+)
 from data_prep.rejects import Rejects
 
 SOURCE = "crohme"
@@ -74,6 +81,7 @@ def read(
     caption_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     invert: bool = True,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one CROHME split.
 
@@ -85,16 +93,25 @@ def read(
         images_dir: image folder (relative to ``root`` or absolute) instead of the search
             (``img/``, ``off_image_<split>/``, ``<split>/``, ``images/`` beside the captions).
         invert: invert the white-on-black bitmaps (default ``True``).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` items are passed over without opening their images).
 
     Rejected: ``bad_encoding``, ``no_tab``, ``empty_label``, ``duplicate_id``, ``missing_image``,
     ``unreadable_image``, ``path_escapes_root``, ``pickle_refused``. ``meta`` holds ``edition``,
     ``image_file``, ``label_file`` (the caption file's name) and ``line`` (its line number).
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     captions, images, edition = locate(root, split, edition, caption_file, images_dir)
     index = index_images(images)
     maker = RecordMaker(
-        SOURCE, split, rejects, captions, DatasetRoot(images), prepare=invert_image if invert else None
+        SOURCE,
+        split,
+        rejects,
+        captions,
+        DatasetRoot(images),
+        prepare=invert_image if invert else None,
+        cursor=cursor,
     )
     for line, name, label in iter_tab_labels(captions, SOURCE, rejects):
         # WAP names its bitmaps NAME_0.bmp, CoMER NAME.bmp.

@@ -15,7 +15,7 @@ from typing import Any
 
 from data_prep.contract import Record
 from data_prep.inkml_render import RenderOptions
-from data_prep.readers.common import iter_tab_labels, option_path, require_file
+from data_prep.readers.common import ReadCursor, iter_tab_labels, option_path, require_file, start_reading
 from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
 from data_prep.rejects import Rejects
 
@@ -35,6 +35,7 @@ def read(
     inkml_dir: str | Path | None = None,
     caption_file: str | Path | None = None,
     render: RenderOptions | dict[str, Any] | None = None,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records from the InkML files of one split.
 
@@ -45,12 +46,15 @@ def read(
             are used instead of the in-file truth. This labels the test-input InkML files, which
             carry no truth (their names match the offline ``NAME_0.bmp`` captions).
         render: :class:`~data_prep.inkml_render.RenderOptions` (or a dict of its fields).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` files are passed over without being parsed).
 
     Files without truth are rejected (``no_truth``) because a record needs an answer. Other
     rejects: ``malformed_xml`` (also unsafe XML: entities, DTDs), ``bad_encoding``,
     ``malformed_trace``, ``no_traces``, ``empty_label``, ``latex_error``, ``path_escapes_root``.
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     folder, files = inkml_files(root, split, inkml_dir)
     options = render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
     captions = None
@@ -74,4 +78,5 @@ def read(
         pick_label,
         tokenize_label=captions is None,
         render_options=options,
+        cursor=cursor,
     )

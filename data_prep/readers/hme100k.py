@@ -13,7 +13,14 @@ from pathlib import Path
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot
 from data_prep.latex import has_cjk
-from data_prep.readers.common import RecordMaker, find_path, index_images, iter_tab_labels
+from data_prep.readers.common import (
+    ReadCursor,
+    RecordMaker,
+    find_path,
+    index_images,
+    iter_tab_labels,
+    start_reading,
+)
 from data_prep.rejects import Rejects
 
 SOURCE = "hme100k"
@@ -48,6 +55,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     drop_cjk: bool = False,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one HME100K split (``train`` or ``test``).
 
@@ -56,15 +64,18 @@ def read(
             or ``root``).
         images_dir: image folder instead of ``<split>_images/`` beside the labels.
         drop_cjk: reject labels containing CJK characters (reason ``cjk_label``).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` items are passed over without opening their images).
 
     Rejects: ``bad_encoding``, ``no_tab``, ``empty_label``, ``cjk_label``, ``duplicate_id``,
     ``missing_image``, ``unreadable_image``, ``path_escapes_root``, ``pickle_refused``. ``meta``
     holds ``has_cjk``, ``image_file``, ``label_file`` and ``line`` (the labels file's line number).
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     labels, images = locate(root, split, labels_file, images_dir)
     index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images))
+    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), cursor=cursor)
     for line, name, label in iter_tab_labels(labels, SOURCE, rejects):
         cjk = has_cjk(label)
         if cjk and drop_cjk:

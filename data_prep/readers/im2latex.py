@@ -23,7 +23,7 @@ from pathlib import Path
 
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot, crop_to_ink
-from data_prep.readers.common import RecordMaker, find_path, iter_lines
+from data_prep.readers.common import ReadCursor, RecordMaker, find_path, iter_lines, start_reading
 from data_prep.rejects import Rejects
 
 SOURCE = "im2latex"
@@ -78,6 +78,7 @@ def read(
     tokenize_formulas: bool | None = None,
     crop: bool = True,
     margin: int = 8,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one im2latex split (``train``, ``validate``/``val``, ``test``).
 
@@ -89,6 +90,8 @@ def read(
             and csv, no for the already tokenised norm file).
         crop: crop to the ink bounding box plus ``margin`` pixels (default on; needed for the
             raw full pages, harmless on processed ones).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` items are passed over without opening their images).
 
     Rejects: ``bad_split_line``, ``missing_formula`` (index past the end), ``bad_encoding``,
     ``empty_label``, ``duplicate_id``, ``latex_error``, ``missing_image``, ``unreadable_image``,
@@ -97,6 +100,7 @@ def read(
     list or csv) and ``line`` (its line number).
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     split = _SPLIT_ALIASES.get(split, split)
     if variant == "auto":
         variant = _detect_variant(root, split)
@@ -158,7 +162,9 @@ def read(
     maker: RecordMaker | None = None
     for file, line, name, formula, meta in items():
         if maker is None:  # the label file (csv or split list) is known once items() has found it
-            maker = RecordMaker(SOURCE, split, rejects, file, DatasetRoot(images), tokenize_formulas, prepare)
+            maker = RecordMaker(
+                SOURCE, split, rejects, file, DatasetRoot(images), tokenize_formulas, prepare, cursor=cursor
+            )
         if not formula or not formula.strip():
             maker.reject("empty_label", line, name)
             continue

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from data_prep.contract import Record, main_record
 from data_prep.images import DatasetRoot, ImageError
 from data_prep.inkml_render import RenderOptions, render_traces
-from data_prep.readers.common import label_latex
+from data_prep.readers.common import ReadCursor, label_latex
 from data_prep.rejects import Rejects
 
 
@@ -130,38 +130,61 @@ def iter_inkml_records(
     pick_label: Callable[[Path, InkmlDocument], tuple[str | None, dict]],
     tokenize_label: bool,
     render_options: RenderOptions,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Parse, label, tokenise and render each file; every failure is a counted reject.
 
     ``pick_label(path, document)`` returns the raw label (``None``: no label) and extra meta.
+    Each file is one item of ``cursor``: the first ``cursor.skip`` files are not even parsed
+    (pass ``rejects`` through :func:`~data_prep.readers.common.start_reading` with the cursor).
     """
+    cursor = cursor if cursor is not None else ReadCursor()
     root = DatasetRoot(folder)
     for path in tqdm(files, desc=f"{source} {split}", unit="file", disable=len(files) < 1000):
-        try:
-            root.resolve(path)
-            document = parse_inkml(path)
-        except ImageError as err:
-            rejects.add(source, err.reason, path, None, err.detail)
-            continue
-        except InkmlError as err:
-            rejects.add(source, err.reason, path, None, err.detail)
-            continue
-        raw, meta = pick_label(path, document)
-        if raw is None:
-            rejects.add(source, "no_truth", path, None, "no ground-truth annotation")
-            continue
-        raw = strip_math_delimiters(raw)
-        if not raw:
-            rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
-            continue
-        latex = label_latex(raw, tokenize_label, source, rejects, path, None, path.stem)
-        if latex is None:
-            continue
-        try:
-            image = render_traces(document.traces, render_options)
-        except ValueError as err:
-            rejects.add(source, "render_error", path, None, str(err))
-            continue
-        yield main_record(
-            path.stem, source, split, image, latex, inkml_file=str(path.relative_to(folder)), **meta
-        )
+        record = None
+        if not cursor.skipping:
+            record = _inkml_record(
+                path, folder, root, source, split, rejects, pick_label, tokenize_label, render_options
+            )
+        cursor.passed += 1  # after this file's rejections, before its record is yielded
+        if record is not None:
+            yield record
+
+
+def _inkml_record(
+    path: Path,
+    folder: Path,
+    root: DatasetRoot,
+    source: str,
+    split: str,
+    rejects: Rejects,
+    pick_label: Callable[[Path, InkmlDocument], tuple[str | None, dict]],
+    tokenize_label: bool,
+    render_options: RenderOptions,
+) -> Record | None:
+    """The record of one InkML file, or ``None`` after a counted reject."""
+    try:
+        root.resolve(path)
+        document = parse_inkml(path)
+    except (ImageError, InkmlError) as err:
+        rejects.add(source, err.reason, path, None, err.detail)
+        return None
+    raw, meta = pick_label(path, document)
+    if raw is None:
+        rejects.add(source, "no_truth", path, None, "no ground-truth annotation")
+        return None
+    raw = strip_math_delimiters(raw)
+    if not raw:
+        rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
+        return None
+    latex = label_latex(raw, tokenize_label, source, rejects, path, None, path.stem)
+    if latex is None:
+        return None
+    try:
+        image = render_traces(document.traces, render_options)
+    except ValueError as err:
+        rejects.add(source, "render_error", path, None, str(err))
+        return None
+    return main_record(
+        path.stem, source, split, image, latex, inkml_file=str(path.relative_to(folder)), **meta
+    )

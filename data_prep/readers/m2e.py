@@ -22,7 +22,14 @@ from pathlib import Path
 
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot
-from data_prep.readers.common import RecordMaker, find_path, index_images, iter_text_lines
+from data_prep.readers.common import (
+    ReadCursor,
+    RecordMaker,
+    find_path,
+    index_images,
+    iter_text_lines,
+    start_reading,
+)
 from data_prep.rejects import Rejects
 
 SOURCE = "m2e"
@@ -57,6 +64,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     tokenize_labels: bool = True,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one M2E split.
 
@@ -67,6 +75,8 @@ def read(
             ``<split>_images/``, ``images/``).
         tokenize_labels: tokenise the converted LaTeX with ``data_prep.latex.tokenize_latex``
             (default ``True``).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` items are passed over without opening their images).
 
     Rejects: ``bad_encoding``, ``bad_json`` (not a JSON object with string ``name`` and ``tex``),
     ``empty_label``, ``duplicate_id``, ``latex_error``, ``missing_image``, ``unreadable_image``,
@@ -74,6 +84,7 @@ def read(
     ``label_file`` and ``line`` (the labels file's line number).
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     names = [f"{split}.jsonl", f"{split}.json", f"{split}/{split}.jsonl", f"{split}/labels.jsonl"]
     labels = find_path(root, labels_file, [root / n for n in names], f"m2e labels for split {split!r}")
     candidates = [root / split / "images", root / f"{split}_images", root / "images", root / split]
@@ -85,7 +96,9 @@ def read(
         folder=True,
     )
     index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels)
+    maker = RecordMaker(
+        SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels, cursor=cursor
+    )
     for line, text in iter_text_lines(labels, SOURCE, rejects):
         try:
             item = json.loads(text)

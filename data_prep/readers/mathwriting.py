@@ -14,6 +14,7 @@ from typing import Any
 
 from data_prep.contract import Record
 from data_prep.inkml_render import RenderOptions
+from data_prep.readers.common import ReadCursor, start_reading
 from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
 from data_prep.rejects import Rejects
 
@@ -29,6 +30,7 @@ def read(
     inkml_dir: str | Path | None = None,
     label_type: str = "normalizedLabel",
     render: RenderOptions | dict[str, Any] | None = None,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one MathWriting split (``train``, ``valid``, ``test``, ``synthetic``).
 
@@ -38,6 +40,8 @@ def read(
         label_type: preferred annotation, ``normalizedLabel`` (default) or ``label``; the other is
             the fallback. ``meta["label_type"]`` says which one was used.
         render: :class:`~data_prep.inkml_render.RenderOptions` (or a dict of its fields).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` files are passed over without being parsed).
 
     Rejects: ``no_truth`` (neither label), ``empty_label``, ``latex_error``, ``malformed_xml``,
     ``bad_encoding``, ``malformed_trace``, ``no_traces``, ``path_escapes_root``.
@@ -47,6 +51,7 @@ def read(
             f"mathwriting: unknown label_type {label_type!r}; expected one of {', '.join(LABEL_TYPES)}"
         )
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     folder, files = inkml_files(root, split, inkml_dir)
     options = render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
     order = (label_type, *(t for t in LABEL_TYPES if t != label_type))
@@ -61,5 +66,13 @@ def read(
         return None, {}
 
     yield from iter_inkml_records(
-        files, folder, SOURCE, split, rejects, pick_label, tokenize_label=True, render_options=options
+        files,
+        folder,
+        SOURCE,
+        split,
+        rejects,
+        pick_label,
+        tokenize_label=True,
+        render_options=options,
+        cursor=cursor,
     )

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot
-from data_prep.readers.common import RecordMaker, find_path, index_images, iter_text_lines
+from data_prep.readers.common import (
+    ReadCursor,
+    RecordMaker,
+    find_path,
+    index_images,
+    iter_text_lines,
+    start_reading,
+)
 from data_prep.rejects import Rejects
 
 SOURCE = "mlhme38k"
@@ -54,6 +61,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     tokenize_labels: bool = True,
+    cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of MLHME-38K (``split`` ``train``; the folder is ``<split>_set/``).
 
@@ -62,6 +70,8 @@ def read(
         images_dir: image folder instead of ``<split>_images/`` (or ``images/``) beside the labels.
         tokenize_labels: re-tokenise with ``data_prep.latex.tokenize_latex`` so environments and
             braces follow the shared token format (default ``True``).
+        cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
+            (its first ``skip`` items are passed over without opening their images).
 
     Rejects: ``bad_encoding``, ``empty_label``, ``duplicate_id``, ``latex_error`` (also an unclosed
     environment at the end of the file), ``missing_image``, ``unreadable_image``,
@@ -69,6 +79,7 @@ def read(
     ``line`` (the labels file's line number; a label's first line when it spans several).
     """
     root = Path(root).absolute()
+    cursor, rejects = start_reading(cursor, rejects)
     bases = [root / f"{split}_set", root / split, root]
     labels = find_path(
         root,
@@ -81,7 +92,9 @@ def read(
         root, images_dir, [base / f"{split}_images", base / "images"], "mlhme38k images folder", folder=True
     )
     index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels)
+    maker = RecordMaker(
+        SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels, cursor=cursor
+    )
     for line, name, label in _labels(labels, rejects):
         if not name or not label:
             maker.reject("empty_label", line, f"name {name!r}")
