@@ -222,7 +222,11 @@ def _original_base(source: ModelSource) -> str:
     return source.base
 
 
-def _usage(output_dir: Path, vllm: bool, quantization: str | None = None) -> str:
+def _usage(output_dir: Path, staging: Path, vllm: bool, quantization: str | None = None) -> str:
+    """How to run the export; the served pixel bounds are those its processor records."""
+    from train.modeling import saved_bounds
+
+    bounds = saved_bounds(str(staging)) or DEFAULT_BOUNDS
     lines = [
         "```bash",
         f"python -m eval.predict --model {output_dir} formula.png",
@@ -231,7 +235,7 @@ def _usage(output_dir: Path, vllm: bool, quantization: str | None = None) -> str
         lines += [
             f"vllm serve {output_dir} --served-model-name hmer --max-model-len 2048 \\",
             '  --limit-mm-per-prompt \'{"image":1,"video":0}\' \\',
-            '  --mm-processor-kwargs \'{"min_pixels":3136,"max_pixels":262144}\''
+            f"  --mm-processor-kwargs '{json.dumps(bounds.processor_kwargs(), separators=(',', ':'))}'"
             + (f" --quantization {quantization}" if quantization else ""),
             "python -m eval.client --url http://localhost:8000 --model hmer formula.png",
         ]
@@ -263,7 +267,7 @@ def export_merged(
             "merged",
             f"LoRA merged into the base, {dtype} safetensors",
             card or CardOptions(),
-            usage=_usage(output_dir, vllm=True),
+            usage=_usage(output_dir, staging, vllm=True),
         )
     logger.info(
         "merged model written to %s (%.1f MiB of weights)", output_dir, weights_size(output_dir) / 2**20
@@ -305,7 +309,7 @@ def export_bnb_4bit(
             "bnb-4bit",
             f"bitsandbytes NF4 with double quantisation, vision tower and lm_head in {compute_dtype}",
             card or CardOptions(),
-            usage=_usage(output_dir, vllm=True, quantization="bitsandbytes"),
+            usage=_usage(output_dir, staging, vllm=True, quantization="bitsandbytes"),
         )
     logger.info("NF4 model written to %s (%.1f MiB of weights)", output_dir, weights_size(output_dir) / 2**20)
     return output_dir
@@ -482,7 +486,7 @@ def export_w4a16(
             f"GPTQ int4 weights, group size {group_size}, 16-bit activations, compressed-tensors; "
             f"calibrated on {len(samples)} samples; vision tower and lm_head in {dtype}",
             card or CardOptions(),
-            usage=_usage(output_dir, vllm=True),
+            usage=_usage(output_dir, staging, vllm=True),
         )
     logger.info(
         "W4A16 model written to %s (%.1f MiB of weights)", output_dir, weights_size(output_dir) / 2**20
