@@ -73,3 +73,11 @@ def test_every_real_caption(shared_data):
             assert list(parse_counts(answer)) == list(
                 dict.fromkeys(t for t in caption.split() if t not in "{}")
             )
+
+
+def test_published_ground_truths_get_the_reference_counts():
+    published = FIXTURES.parent / "published"
+    expected = json.loads((published / "reference_answers.json").read_text(encoding="utf-8"))
+    for line in (published / "ground_truths.txt").read_text(encoding="utf-8").splitlines():
+        name, latex = line.split("\t", 1)
+        assert count_symbols(latex) == expected[name]["counting"]["answer"], name

@@ -44,7 +44,7 @@ def test_field_notes_example_exactly():
         ("\\textcircled { 1 }", ["\\textcircled", "\t1 (inside)"]),
         ("\\overset { a } { = }", ["\\overset", "\ta (above)", "\t= (inside)"]),
         (
-            "\\begin{array}{l} x \\\\ y & z \\end{array}",
+            "\\begin {array} {l} x \\\\ y & z \\end {array}",
             [
                 "\\begin{array}{l}",
                 "\tx (begin_array)",
@@ -55,7 +55,7 @@ def test_field_notes_example_exactly():
                 "\t\\end{array} (end_array)",
             ],
         ),
-        ("\\begin{matrix} \\end{matrix}", ["\\begin{matrix}", "\t\\end{matrix} (end_matrix)"]),
+        ("\\begin {matrix} \\end {matrix}", ["\\begin{matrix}", "\t\\end{matrix} (end_matrix)"]),
         ("( x", ["(", "x (right)"]),
     ],
 )
@@ -81,7 +81,8 @@ def test_tree_lines_alone_rebuild_the_latex():
         ("\\frac { a } { b", "unbalanced_braces"),
         ("x ^ 2", "unbraced_script"),
         ("\\frac 1 { 2 }", "unbraced_argument"),
-        ("\\begin{foo} x \\end{foo}", "unknown_environment"),
+        ("\\begin {foo} x \\end {foo}", "unknown_environment"),
+        ("\\begin{cases} x \\end{cases}", "non_canonical"),  # the environment name is a token
         ("x ^ { }", "empty_group"),
         ("\\sqrt [ ] { x }", "empty_group"),
         ("^ { 2 } x", "script_without_base"),

@@ -223,3 +223,21 @@ def test_cli_prints_one_json_object_a_line(tmp_path, capsys):
     }
     assert main(["counting", str(tmp_path / "missing.txt")]) == 2
     assert "cannot read" in capsys.readouterr()[1]
+
+
+def test_published_ground_truths_get_the_reference_answers():
+    """Quirky published captions (unbraced arguments, broken braces, bare groups): the same answer
+    or the same skip as the reference's code."""
+    expected = json.loads(
+        (FIXTURES.parent / "published" / "reference_answers.json").read_text(encoding="utf-8")
+    )
+    lines = (FIXTURES.parent / "published" / "ground_truths.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(expected) == 16
+    for name, latex in (line.split("\t", 1) for line in lines):
+        want = expected[name]["tree_cot"]
+        if "skipped" in want:
+            with pytest.raises(TaskError) as info:
+                build_tree_cot(latex)
+            assert info.value.reason == want["skipped"], name
+        else:
+            assert build_tree_cot(latex) == want["answer"], name

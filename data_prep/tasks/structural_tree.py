@@ -17,7 +17,8 @@ in one group share a depth and relate to the one before them by ``right`` (``nex
 * ``inside``: the argument of a wrapper (``\\textcircled``, ``\\boxed``, ``\\mathbb`` ...) and the
   base of ``\\overset``/``\\underset``/``\\stackrel``.
 * ``begin_ENV``/``end_ENV``: the body of an environment and its ``\\end`` node, both children of
-  the ``\\begin`` node (which keeps its column spec: ``\\begin{array}{l}``).
+  the ``\\begin`` node, labelled with the environment written whole (``\\begin{array}{l}``
+  for the caption tokens ``\\begin {array} {l}``).
 
 Choices of this style: a node's label may carry a modifier token so that the tree
 alone gives back every token: ``\\left (``, ``\\right )``, ``\\not =`` (prefix plus symbol) and
@@ -39,6 +40,7 @@ from data_prep.latex import (
     LatexError,
     Script,
     Symbol,
+    environment_tokens,
     format_tokens,
     parse_latex,
 )
@@ -258,8 +260,8 @@ def _label_tokens(label: str) -> list[str]:
 def _tokens(nodes: list[TreeNode], out: list[str]) -> None:
     for node in nodes:
         words = _label_tokens(node.label)
-        out.extend(words)
         head, children, k = words[0], node.children, 0
+        out.extend(environment_tokens(head) if head.startswith("\\begin{") else words)
         if head in ARGUMENT_RELATIONS:
             optional_relation, relations = ARGUMENT_RELATIONS[head]
             if optional_relation and children and children[0][0] == optional_relation:
@@ -286,7 +288,7 @@ def _tokens(nodes: list[TreeNode], out: list[str]) -> None:
                 or [(n.label, n.children) for n in children[k][1]] != [(end, [])]
             ):
                 raise TreeError("bad_environment", f"{head} without its {end} node ({f'end_{name}'})")
-            out.append(end)
+            out += environment_tokens(end)
             k += 1
         big = head in BIG_OPERATORS
         for relation, group in children[k:]:
