@@ -420,7 +420,10 @@ class DatasetBuilder:
             if fresh:
                 why = "--fresh was given"
             elif old_hash != self.recipe_hash:
-                why = f"the recipe changed since the last build (hash {old_hash} -> {self.recipe_hash})"
+                why = (
+                    f"the recipe changed since the last build (hash {old_hash} -> {self.recipe_hash}; "
+                    "the hash also covers the task answer format, contract.TASK_FORMAT_VERSION)"
+                )
             elif manifest.get("format") != MANIFEST_FORMAT:
                 why = "it was written by an older version of the build, whose resume positions differ"
             if why:

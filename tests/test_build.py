@@ -408,3 +408,20 @@ def test_vanilla_prompt_goes_to_the_chosen_share_of_main_records(tmp_path):
         parse_recipe({"output_dir": str(tmp_path / "p"), "train": [sample_source()]}), progress=False
     )
     assert {r["prompt"] for r in load_split(off, "train")} == {MAIN_PROMPT}
+
+
+def test_a_build_of_an_older_task_format_is_rebuilt(tmp_path, monkeypatch, caplog):
+    """A dataset whose auxiliary answers are of another format version is not resumed and mixed."""
+    from data_prep import recipe as recipe_module
+
+    recipe = {
+        "output_dir": str(tmp_path / "o"),
+        "train": [sample_source(max_records=3, tasks={"tree_cot": 1.0})],
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe_module, "TASK_FORMAT_VERSION", recipe_module.TASK_FORMAT_VERSION - 1)
+        out = build_dataset(parse_recipe(recipe), progress=False)
+    build_dataset(parse_recipe(recipe), progress=False)
+    assert "the hash also covers the task answer format" in caplog.text
+    assert "rebuilding from scratch" in caplog.text
+    assert len(load_split(out, "train")) == 6
