@@ -5,7 +5,8 @@ Measures, on the shared real-data slice (``../shared/data`` or ``$HMER_SHARED_DA
 * the full build (read, fingerprint, PNG-encode, write parquet) of the CROHME 2014 test bitmaps
   (986, extracted from the tarball to a temporary folder) and of the HME100K sample, in records/s;
 * the ceiling: decoding each of the same image files and encoding it to PNG, nothing else;
-* the time to derive Tree-CoT and counting records for the 8,835 CROHME training captions.
+* the time to derive Tree-CoT and counting records for the 8,835 CROHME training captions;
+* the tokeniser's rate on already tokenised captions (passed through) and on raw im2latex formulas.
 
 Targets: the build at least half the ceiling, a CROHME-sized set (8,835 records) under 30 s on
 2 cores, the auxiliary tasks under 10 s. Prints figures; asserts nothing.
@@ -75,6 +76,29 @@ def aux_tasks_seconds(captions: Path) -> tuple[int, float]:
     return made, time.perf_counter() - start
 
 
+def tokenizer_rates(captions: Path, formulas: Path) -> tuple[float, float]:
+    """Formulas/s of ``tokenize_latex`` on tokenised captions and on raw im2latex formulas."""
+    from data_prep.latex import LatexError, tokenize_latex
+
+    rates = []
+    for lines in (
+        [
+            line.partition("\t")[2]
+            for line in captions.read_text(encoding="utf-8").split("\n")
+            if line.strip()
+        ],
+        [line for line in formulas.read_bytes().decode("utf-8").split("\n") if line.strip()],
+    ):
+        start = time.perf_counter()
+        for line in lines:
+            try:
+                tokenize_latex(line)
+            except LatexError:
+                pass
+        rates.append(len(lines) / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-proc", type=int, default=1)
@@ -128,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ImportError as err:
         print(f"auxiliary tasks not measured: {err}")
+    tokenised, raw = tokenizer_rates(
+        crohme / "crohme_train_caption_wap.txt", SHARED / "im2latex" / "im2markup_sample" / "formulas.lst"
+    )
+    print(
+        f"tokenize_latex: {tokenised:,.0f} tokenised captions/s (passed through), {raw:,.0f} raw im2latex formulas/s"
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match, fingerprint
-from data_prep.contract import TASK_MAIN, Record, record_features
+from data_prep.contract import TASK_MAIN, VANILLA_PROMPT, Record, record_features
 from data_prep.io_utils import atomic_output, write_json_atomic
 from data_prep.recipe import (
     DERIVED_TASKS,
@@ -198,12 +198,14 @@ class RecordProcessor:
         tasks: dict[str, TaskSpec],
         predictions: dict[str, dict[str, list[str]]],
         confusions: dict[str, ConfusionTable] | None = None,
+        vanilla_prompt: float = 0.0,
     ):
         self.seed = seed
         self.source = source
         self.tasks = tasks
         self.predictions = predictions
         self.confusions = confusions or {}
+        self.vanilla_prompt = vanilla_prompt
 
     def chosen(self, task: str, record_id: str) -> bool:
         spec = self.tasks[task]
@@ -212,12 +214,12 @@ class RecordProcessor:
     def derive(self, record: Record, rejects: Rejects) -> list[Record]:
         derived: list[Record] = []
         if any(task in self.tasks for task in DERIVED_TASKS):
-            from data_prep.tasks import AUX_TASK_BUILDERS
+            from data_prep.tasks import aux_task_builder
 
             for task in DERIVED_TASKS:
                 if task in self.tasks and self.chosen(task, record.id):
                     try:
-                        derived.append(AUX_TASK_BUILDERS[task](record))
+                        derived.append(aux_task_builder(task, self.tasks[task].style)(record))
                     except ValueError as err:  # TaskError: this formula cannot give this task
                         file, line = _where(record)
                         rejects.add(record.source, f"{task}_failed", file, line, f"{record.id}: {err}")
@@ -257,6 +259,12 @@ class RecordProcessor:
         png = encode_png(image)
         record.image = None  # the PIL image is not needed (nor shipped back) from here on
         derived = self.derive(record, rejects) if self.tasks else []
+        # Fig. 2's second vanilla prompt on a stable share of the main records (recipe option).
+        if (
+            self.vanilla_prompt
+            and stable_fraction(self.seed, self.source, "vanilla", record.id) < self.vanilla_prompt
+        ):
+            record.prompt = VANILLA_PROMPT
         return Prepared(record, png, image.width, image.height, fingerprint(image), derived, rejects.items)
 
 
@@ -412,7 +420,10 @@ class DatasetBuilder:
             if fresh:
                 why = "--fresh was given"
             elif old_hash != self.recipe_hash:
-                why = f"the recipe changed since the last build (hash {old_hash} -> {self.recipe_hash})"
+                why = (
+                    f"the recipe changed since the last build (hash {old_hash} -> {self.recipe_hash}; "
+                    "the hash also covers the task answer format, contract.TASK_FORMAT_VERSION)"
+                )
             elif manifest.get("format") != MANIFEST_FORMAT:
                 why = "it was written by an older version of the build, whose resume positions differ"
             if why:
@@ -712,6 +723,7 @@ class DatasetBuilder:
                     spec.tasks,
                     self._load_predictions(spec),
                     self.confusions.get(spec.name),
+                    spec.vanilla_prompt,
                 )
             else:
                 processor = RecordProcessor(self.recipe.seed, spec.name, {}, {})

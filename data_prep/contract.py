@@ -34,19 +34,28 @@ COUNTING_PROMPT = (
     f"{PROMPT_PREFIX} Please identify and count each distinct visible mathematical symbol in the "
     "image, and then provide its corresponding LaTeX format."
 )
-# Error-driven learning: the reference never released these texts; ours are documented in the
-# README. ``{prediction}`` is filled with a (possibly wrong) space-separated LaTeX prediction.
+#: Fig. 2's second, "vanilla" recognition prompt (a recipe option on a share of the main records:
+#: ``vanilla_prompt``; off by default). Its spelling ("recognise") is the figure's.
+VANILLA_PROMPT = (
+    "Please recognise this image of a mathematical expression and give the result in latex format."
+)
+# Error-driven learning, in the wording of the paper's Fig. 2. The figure elides the middle of the
+# first sentence ("I have an image ... and its OCR recognition result"); the shared prefix is our
+# inference (docs/error_driven.md). ``{prediction}`` is the space-separated (marked) prediction.
 ERROR_DETECTION_PROMPT = (
-    f"{PROMPT_PREFIX} Here is a predicted LaTeX transcription of it: {{prediction}}\n"
-    "Please check the prediction against the image: rewrite it with every wrong span wrapped in "
-    "<error_start> and <error_end>, and mark every missing token with <deleted>."
+    "I have an image of a handwritten mathematical expression and its OCR recognition result. "
+    "Please help me to detect possible errors in the recognition result and mark the places where "
+    "errors occur with <error_start> <error_end> and <deleted>. Expression: {prediction}"
 )
 ERROR_CORRECTION_PROMPT = (
-    f"{PROMPT_PREFIX} Here is a predicted LaTeX transcription of it with its errors marked: "
-    "{prediction}\n"
-    "Please list the edits that correct it, one per line, and then provide the correct LaTeX "
-    "format."
+    "I have an image of a handwritten mathematical expression and its OCR recognition result. "
+    "Please correct the errors marked <error_start> <error_end> and <deleted> and give the correct "
+    "mathematical expression. Marked Expression: {prediction}"
 )
+#: Version of the auxiliary answers and prompts a built dataset holds (part of a data recipe's
+#: hash, so a build made with another version is rebuilt, not resumed and mixed). 2: Tree-CoT and
+#: counting in the reference's serialisation, error-driven prompts and edits in Fig. 2's wording.
+TASK_FORMAT_VERSION = 2
 
 TASK_MAIN = "main"
 TASK_TREE_COT = "tree_cot"

@@ -38,6 +38,7 @@ from data_prep.contract import (
     TASK_COUNTING,
     TASK_ERROR_CORRECTION,
     TASK_ERROR_DETECTION,
+    TASK_FORMAT_VERSION,
     TASK_MAIN,
     TASK_TREE_COT,
 )
@@ -75,6 +76,8 @@ class TaskSpec:
     synthetic: int | None = None
     predictions: tuple[str, ...] = ()
     confusions: str | None = None
+    #: Tree-CoT only: ``reference`` (default, Uni-MuMER's serialisation) or ``structural``.
+    style: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,8 @@ class SourceSpec:
     tasks: dict[str, TaskSpec] = dataclasses.field(default_factory=dict)
     max_records: int | None = None
     holdout: HoldoutSpec | None = None
+    #: Share of the main records that get Fig. 2's second prompt (``contract.VANILLA_PROMPT``).
+    vanilla_prompt: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +131,7 @@ class DataRecipe:
         content = dataclasses.asdict(self)
         for key in ("output_dir", "sharegpt", "num_proc", "path", "max_reject_fraction"):
             content.pop(key)
+        content["task_format"] = TASK_FORMAT_VERSION  # answers of another version are rebuilt
         # A learned confusion table changes the synthetic errors when its contents change.
         content["confusion_tables"] = {
             path: hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else None
@@ -199,12 +205,20 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
     if task in DERIVED_TASKS:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return TaskSpec(fraction=_fraction(value, where))
-        spec = _check_keys(value, {"fraction", "max_records"}, set(), where)
+        keys = {"fraction", "max_records"} | ({"style"} if task == TASK_TREE_COT else set())
+        spec = _check_keys(value, keys, set(), where)
+        style = spec.get("style")
+        if style is not None:
+            from data_prep.tasks import TREE_COT_STYLES
+
+            if style not in TREE_COT_STYLES:
+                raise _fail(f"{where}.style", f"unknown style {style!r}; known: {', '.join(TREE_COT_STYLES)}")
         return TaskSpec(
             fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
             max_records=None
             if spec.get("max_records") is None
             else _int(spec["max_records"], f"{where}.max_records", 1),
+            style=style,
         )
     # Error-driven tasks need to know where the wrong predictions come from.
     spec = _check_keys(
@@ -237,7 +251,7 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
 def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
     allowed = {"name", "reader", "root", "split", "options", "max_records"}
     if is_train:
-        allowed |= {"tasks", "holdout"}
+        allowed |= {"tasks", "holdout", "vanilla_prompt"}
     spec = _check_keys(value, allowed, {"reader", "root", "split"}, where)
     reader = _str(spec["reader"], f"{where}.reader")
     name = _split_name(spec.get("name", reader), f"{where}.name")
@@ -278,6 +292,7 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
         tasks=tasks,
         max_records=None if max_records is None else _int(max_records, f"{where}.max_records", 1),
         holdout=holdout,
+        vanilla_prompt=_fraction(spec.get("vanilla_prompt", 0.0), f"{where}.vanilla_prompt"),
     )
 
 

@@ -384,3 +384,44 @@ def test_manifest_of_an_older_build_is_rebuilt_not_misread(tmp_path, caplog):
     assert "written by an older version of the build" in caplog.text
     assert json.loads((out / "manifest.json").read_text())["format"] == build_module.MANIFEST_FORMAT
     assert len(load_split(out, "train")) == 5
+
+
+def test_vanilla_prompt_goes_to_the_chosen_share_of_main_records(tmp_path):
+    from data_prep.contract import MAIN_PROMPT, VANILLA_PROMPT
+
+    source = sample_source(vanilla_prompt=0.5, tasks={"tree_cot": {"style": "structural"}})
+    out = build_dataset(parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source]}), progress=False)
+    rows = load_split(out, "train")
+    main = [r for r in rows if r["task"] == "main"]
+    vanilla = [r for r in main if r["prompt"] == VANILLA_PROMPT]
+    assert len(main) == 48 and 10 < len(vanilla) < 38  # a stable share, not all or none
+    assert {r["prompt"] for r in main} == {MAIN_PROMPT, VANILLA_PROMPT}
+    # The recipe's style reaches the build (8 of these 48 trees differ between the two styles).
+    from data_prep.tasks import build_structural_tree_cot, build_tree_cot
+
+    trees = [r for r in rows if r["task"] == "tree_cot"]
+    assert len(trees) == 48
+    latex = [r["answer"].rsplit("\n", 1)[1] for r in trees]
+    assert [r["answer"] for r in trees] == [build_structural_tree_cot(x) for x in latex]
+    assert sum(r["answer"] != build_tree_cot(x) for r, x in zip(trees, latex)) == 8
+    off = build_dataset(
+        parse_recipe({"output_dir": str(tmp_path / "p"), "train": [sample_source()]}), progress=False
+    )
+    assert {r["prompt"] for r in load_split(off, "train")} == {MAIN_PROMPT}
+
+
+def test_a_build_of_an_older_task_format_is_rebuilt(tmp_path, monkeypatch, caplog):
+    """A dataset whose auxiliary answers are of another format version is not resumed and mixed."""
+    from data_prep import recipe as recipe_module
+
+    recipe = {
+        "output_dir": str(tmp_path / "o"),
+        "train": [sample_source(max_records=3, tasks={"tree_cot": 1.0})],
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe_module, "TASK_FORMAT_VERSION", recipe_module.TASK_FORMAT_VERSION - 1)
+        out = build_dataset(parse_recipe(recipe), progress=False)
+    build_dataset(parse_recipe(recipe), progress=False)
+    assert "the hash also covers the task answer format" in caplog.text
+    assert "rebuilding from scratch" in caplog.text
+    assert len(load_split(out, "train")) == 6

@@ -53,6 +53,13 @@ def test_full_recipe_mixes_four_sources_with_all_tasks():
         ({"train": [{**MINIMAL["train"][0], "reader": "nope"}]}, "unknown reader 'nope'"),
         ({"train": [{"reader": "crohme", "root": "x"}]}, "missing required key(s) 'split'"),
         ({"contamination": {"image": "drop"}}, "contamination.image"),
+        (
+            {"train": [{**MINIMAL["train"][0], "tasks": {"tree_cot": {"style": "fancy"}}}]},
+            "unknown style 'fancy'",
+        ),
+        ({"train": [{**MINIMAL["train"][0], "tasks": {"counting": {"style": "structural"}}}]}, "'style'"),
+        ({"train": [{**MINIMAL["train"][0], "vanilla_prompt": 2}]}, "vanilla_prompt"),
+        ({"test_sets": [{**MINIMAL["train"][0], "name": "t", "vanilla_prompt": 0.5}]}, "'vanilla_prompt'"),
         ({"test_sets": [{"name": "train", "reader": "crohme", "root": "x", "split": "t"}]}, "not 'train'"),
     ],
 )
@@ -77,3 +84,22 @@ def test_content_hash_ignores_output_dir_but_not_seed():
     base = parse_recipe(MINIMAL)
     assert parse_recipe({**MINIMAL, "output_dir": "elsewhere"}).content_hash() == base.content_hash()
     assert parse_recipe({**MINIMAL, "seed": 7}).content_hash() != base.content_hash()
+
+
+def test_tree_style_and_vanilla_prompt_keys():
+    source = {**MINIMAL["train"][0], "tasks": {"tree_cot": {"style": "structural"}}, "vanilla_prompt": 0.25}
+    recipe = parse_recipe({**MINIMAL, "train": [source]})
+    assert recipe.train[0].tasks["tree_cot"].style == "structural"
+    assert recipe.train[0].vanilla_prompt == 0.25
+    default = parse_recipe({**MINIMAL, "train": [{**MINIMAL["train"][0], "tasks": {"tree_cot": 1.0}}]})
+    assert default.train[0].tasks["tree_cot"].style is None  # the reference's serialisation
+    assert default.train[0].vanilla_prompt == 0.0
+    assert recipe.content_hash() != default.content_hash()
+
+
+def test_content_hash_records_the_task_format(monkeypatch):
+    from data_prep import recipe as recipe_module
+
+    before = parse_recipe(MINIMAL).content_hash()
+    monkeypatch.setattr(recipe_module, "TASK_FORMAT_VERSION", recipe_module.TASK_FORMAT_VERSION + 1)
+    assert parse_recipe(MINIMAL).content_hash() != before  # a build of another answer format is rebuilt

@@ -67,15 +67,15 @@ def _roundtrip(truth: str, prediction: str) -> None:
             "x ^ { 2 } + 1",
             "x _ { 2 } + l",
             f"x {ERROR_START} _ {ERROR_END} {{ 2 }} + {ERROR_START} l {ERROR_END}",
-            ["REPLACE: _ -> ^", "REPLACE: l -> 1"],
+            ["REPLACE:_ -> ^", "REPLACE:l -> 1"],
         ),
-        ("a b c", "a c", f"a {DELETED} c", ["INSERT: b"]),
-        ("a + b", "a + b + c", f"a + b {ERROR_START} + c {ERROR_END}", ["DELETE: + c"]),
+        ("a b c", "a c", f"a {DELETED} c", ["INSERT:b"]),
+        ("a + b", "a + b + c", f"a + b {ERROR_START} + c {ERROR_END}", ["DELETE:+ c"]),
         # Adjacent wrong blocks merge into one span; the two sides may differ in length.
-        ("a b c d e", "a x y e", f"a {ERROR_START} x y {ERROR_END} e", ["REPLACE: x y -> b c d"]),
-        ("a b c d", "a d", f"a {DELETED} {DELETED} d", ["INSERT: b c"]),
-        ("\\frac { a } { b }", "\\frac { a } b }", f"\\frac {{ a }} {DELETED} b }}", ["INSERT: {"]),
-        ("a b", "", f"{DELETED} {DELETED}", ["INSERT: a b"]),
+        ("a b c d e", "a x y e", f"a {ERROR_START} x y {ERROR_END} e", ["REPLACE:x y -> b c d"]),
+        ("a b c d", "a d", f"a {DELETED} {DELETED} d", ["INSERT:b c"]),
+        ("\\frac { a } { b }", "\\frac { a } b }", f"\\frac {{ a }} {DELETED} b }}", ["INSERT:{"]),
+        ("a b", "", f"{DELETED} {DELETED}", ["INSERT:a b"]),
     ],
 )
 def test_worked_examples(truth, prediction, marked, edits):
@@ -87,11 +87,12 @@ def test_worked_examples(truth, prediction, marked, edits):
 
 
 def test_edit_lines_parse_and_validate():
-    edit = Edit.from_line("REPLACE: a b -> c")
+    edit = Edit.from_line("REPLACE:a b -> c")
     assert edit == Edit("replace", ("a", "b"), ("c",))
-    assert Edit.from_line("DELETE: x") == Edit("delete", source=("x",))
-    assert Edit.from_line("INSERT: { y }") == Edit("insert", target=("{", "y", "}"))
-    for bad in ["SWAP: a b", "REPLACE: a b", "REPLACE: a -> b -> c", "REPLACE: -> c", "DELETE:", "INSERT:"]:
+    assert Edit.from_line("DELETE:x") == Edit("delete", source=("x",))
+    assert Edit.from_line("INSERT:{ y }") == Edit("insert", target=("{", "y", "}"))
+    assert Edit.from_line("REPLACE: a b -> c") == edit  # a space after the colon reads the same
+    for bad in ["SWAP: a b", "REPLACE:a b", "REPLACE:a -> b -> c", "REPLACE:-> c", "DELETE:", "INSERT:"]:
         with pytest.raises(ValueError):
             Edit.from_line(bad)
     with pytest.raises(ValueError, match="reserved"):
@@ -131,7 +132,7 @@ def test_malformed_marked_predictions_raise(marked):
 def test_parse_edits_names_the_bad_line():
     assert parse_edits("x ^ { 2 }") == []
     with pytest.raises(ValueError, match="line 2"):
-        parse_edits("DELETE: a\nREPLACE: b\nx")
+        parse_edits("DELETE:a\nREPLACE: b\nx")
 
 
 def test_reserved_tokens_are_refused():
@@ -188,7 +189,7 @@ def test_samples_from_predictions():
     assert detection.prompt == prompt_for(TASK_ERROR_DETECTION, prediction="x _ { 2 } + 1")
     assert detection.answer == f"x {ERROR_START} _ {ERROR_END} {{ 2 }} + 1"
     assert correction.prompt == prompt_for(TASK_ERROR_CORRECTION, prediction=detection.answer)
-    assert correction.answer == "REPLACE: _ -> ^\nx ^ { 2 } + 1"
+    assert correction.answer == "REPLACE:_ -> ^\nx ^ { 2 } + 1"
     assert correction.latex == record.latex
     assert samples[2].meta["prediction"] == "x ^ { 2 } + l"
     for sample in samples:
@@ -414,7 +415,26 @@ def test_command_lines(tmp_path, capsys):
     )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows[:2]] == ["7#error_detection#0", "7#error_correction#0"]
-    assert rows[1]["answer"] == "REPLACE: z -> 2\nx ^ { 2 }"
+    assert rows[1]["answer"] == "REPLACE:z -> 2\nx ^ { 2 }"
     synthetic = [r for r in rows if json.loads(r["meta"])["origin"] == "synthetic"]
     assert len(synthetic) == 4 and all(r["id"].startswith("18_em_0#") for r in synthetic)
     assert "malformed_truth_line: 1" in capsys.readouterr().out
+
+
+def test_prompts_and_edit_lines_in_the_papers_wording():
+    """Fig. 2: the detection prompt ends ``Expression: PRED``, correction ``Marked Expression:``,
+    and a replacement is written ``REPLACE:d -> a``."""
+    detection = prompt_for(TASK_ERROR_DETECTION, prediction="d + b")
+    assert detection == (
+        "I have an image of a handwritten mathematical expression and its OCR recognition result. "
+        "Please help me to detect possible errors in the recognition result and mark the places "
+        "where errors occur with <error_start> <error_end> and <deleted>. Expression: d + b"
+    )
+    marked = f"{ERROR_START} d {ERROR_END} + b"
+    correction = prompt_for(TASK_ERROR_CORRECTION, prediction=marked)
+    assert correction == (
+        "I have an image of a handwritten mathematical expression and its OCR recognition result. "
+        "Please correct the errors marked <error_start> <error_end> and <deleted> and give the "
+        f"correct mathematical expression. Marked Expression: {marked}"
+    )
+    assert [e.to_line() for e in edits_for("a + b", "d + b")] == ["REPLACE:d -> a"]

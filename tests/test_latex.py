@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from data_prep.latex import (
     format_tokens,
     has_cjk,
     is_canonical,
+    is_tokenised,
     main,
     normalize_equivalent,
     parse_latex,
@@ -70,13 +74,13 @@ def captions(shared_data) -> dict[str, list[str]]:
         ("\\textcircled{1}", "\\textcircled { 1 }"),
         ("x % a comment\n+1", "x + 1"),
         ("{}^{14}C", "^ { 1 4 } C"),
-        ("\\begin{array}{l}x=1\\\\y=2\\end{array}", "\\begin{array}{l} x = 1 \\\\ y = 2 \\end{array}"),
+        ("\\begin{array}{l}x=1\\\\y=2\\end{array}", "\\begin {array} {l} x = 1 \\\\ y = 2 \\end {array}"),
         (
             "\\begin { array } { c|c } a&b\\\\[2pt]c&d \\end {array}",
-            "\\begin{array}{c|c} a & b \\\\ c & d \\end{array}",
+            "\\begin {array} {c|c} a & b \\\\ c & d \\end {array}",
         ),
-        ("\\begin{cases}x&1\\\\y&2\\end{cases}", "\\begin{cases} x & 1 \\\\ y & 2 \\end{cases}"),
-        ("\\pmatrix{a&b\\cr c&d}", "\\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix}"),
+        ("\\begin{cases}x&1\\\\y&2\\end{cases}", "\\begin {cases} x & 1 \\\\ y & 2 \\end {cases}"),
+        ("\\pmatrix{a&b\\cr c&d}", "\\begin {pmatrix} a & b \\\\ c & d \\end {pmatrix}"),
         ("5、\\frac{3}{7}", "5 、 \\frac { 3 } { 7 }"),
     ],
 )
@@ -103,11 +107,11 @@ def test_tokenize_examples(raw, tokens):
         ("x\\end{array}", "unbalanced_environment"),
         ("a\\over b\\over c", "ambiguous_over"),
         ("\\'e", "unsupported_syntax"),
-        ("\\d x", "unsupported_syntax"),
+        ("\\d{x}", "unsupported_syntax"),
         ("{a\\atop b}", "unsupported_syntax"),
         ("#1", "unsupported_syntax"),
-        ("\\left x", "missing_delimiter"),
-        ("\\right", "missing_delimiter"),
+        ("\\left x^2", "missing_delimiter"),
+        ("x\\right", "missing_delimiter"),
     ],
 )
 def test_tokenize_errors_have_reasons(raw, reason):
@@ -132,24 +136,115 @@ def test_strict_parse_accepts_only_the_convention(text, reason):
     with pytest.raises(LatexError) as info:
         parse_latex(text, strict=True)
     assert info.value.reason == reason
-    assert not is_canonical(text)
+    assert tokenize_latex(text) == text  # already tokenised: kept as written all the same
 
 
 def test_every_command_with_arguments_is_braced():
     for name, (has_optional, count) in ARG_COMMANDS.items():
-        raw = name + ("[n]" if has_optional else "") + " x" * count
-        expected = [name] + (["[", "n", "]"] if has_optional else []) + ["{", "x", "}"] * count
+        raw = name + ("[n]" if has_optional else "") + " " + "x" * count + "2"  # "xx2": raw, not tokens
+        expected = [name] + (["[", "n", "]"] if has_optional else []) + ["{", "x", "}"] * count + ["2"]
         assert tokenize_latex(raw).split() == expected
 
 
 def test_every_real_caption_is_unchanged(captions):
-    """Idempotency on every CROHME (train, both 2014 test editions) and HME100K caption."""
+    """Every CROHME (train, both 2014 test editions) and HME100K caption comes back byte for byte."""
     for name, caps in captions.items():
-        changed = [c for c in caps if tokenize_latex(c) != " ".join(c.split())]
+        changed = [c for c in caps if tokenize_latex(c) != c]
         assert not changed, f"{name}: {len(changed)} of {len(caps)} changed, e.g. {changed[:3]}"
         strict = [c for c in caps if " ".join(format_tokens(parse_latex(c, strict=True))) != c]
         assert not strict, f"{name}: strict parse differs for {strict[:3]}"
     assert sum(len(c) for c in captions.values()) == 8835 + 986 + 986 + 346
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+
+
+def _bundled_ground_truths() -> dict[str, list[str]]:
+    """Every published answer bundled in the repository (samples/ and tests/fixtures)."""
+    found: dict[str, list[str]] = {}
+    for path in [
+        *sorted((REPO / "samples").rglob("caption*.txt")),
+        FIXTURES / "published" / "ground_truths.txt",
+    ]:
+        found[str(path.relative_to(REPO))] = list(read_captions(path).values())
+    for path in sorted((FIXTURES / "scoring").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data if isinstance(data, list) else list(data.values())
+        found[str(path.relative_to(REPO))] = [item["gt"] for item in items]
+    for path in sorted((FIXTURES / "unimumer_tree").glob("*.json")):
+        answers = [r["messages"][1]["value"] for r in json.loads(path.read_text(encoding="utf-8"))]
+        found[str(path.relative_to(REPO))] = [a.rsplit("\n", 1)[1] for a in answers]
+    return found
+
+
+def test_every_bundled_ground_truth_is_unchanged():
+    found = _bundled_ground_truths()
+    assert sum(map(len, found.values())) >= 48 + 48 + 16 + 9 + 6 + 4
+    for name, truths in found.items():
+        for truth in truths:
+            assert is_tokenised(truth), (name, truth)
+            assert tokenize_latex(truth) == truth, (name, truth)
+
+
+@pytest.mark.parametrize(
+    "caption",
+    [
+        "x \\le y \\ge z \\ne 0",  # no aliasing (\\le stays \\le, ...)
+        "1 , 2 , \\dots , n",
+        "( { a } ) ^ { 2 }",  # bare groups stay
+        "[ x ] { + } [ y ]",
+        "y = \\begin {cases} 1 & x < 0 \\\\ 2 & x \\geq 0 \\end {cases}",  # no environment rewrite
+        "\\begin{array}{l} x \\\\ y \\end{array}",
+        "x ^ 2",  # unbraced script, as published
+        "- \\frac 1 { 1 9 2 }",
+        "x ^ { 2 = y",  # broken braces, as published
+        "\\mathrm { a d v } \\displaystyle",
+        "\\sum \\limits _ { i } \\textcircled { 1 } \\not =",
+        "x = \\frac { 9 9 } { 1 9 } \u3002",
+        "\\\\ x",  # a row break token
+    ],
+)
+def test_tokenised_captions_pass_through(caption):
+    assert is_tokenised(caption)
+    assert tokenize_latex(caption) == caption
+    assert tokenize_latex("  " + caption.replace(" ", "   ") + " ") == caption  # whitespace runs only
+
+
+@pytest.mark.parametrize(
+    ("raw", "tokens"),
+    [
+        ("x^2", "x ^ { 2 }"),
+        ("12", "1 2"),
+        ("x \\le 12", "x \\leq 1 2"),  # one piece is not a token: the whole formula is raw
+        ("\\frac{a}{b} + c", "\\frac { a } { b } + c"),
+        ("\\begin{cases}x\\end{cases}", "\\begin {cases} x \\end {cases}"),
+        ("{cases} x", "c a s e s x"),  # a name token only after \\begin / \\end
+    ],
+)
+def test_raw_latex_is_still_tokenised(raw, tokens):
+    assert not is_tokenised(raw)
+    assert tokenize_latex(raw) == tokens
+
+
+def test_is_tokenised_edge_cases():
+    assert not is_tokenised("")
+    assert not is_tokenised("   ")
+    assert not is_tokenised("a \\")  # a lone backslash is not a token
+    assert is_tokenised("\\begin {array} {c|c} a \\end {array}")
+
+
+def test_command_line_prints_a_tokenised_line_unchanged():
+    line = "y = \\begin {cases} 1 & x \\le 0 \\\\ { 2 } & x \\dots \\end {cases} ^ 2"
+    done = subprocess.run(
+        [sys.executable, "-m", "data_prep.latex"],
+        input=line + "\nx^2\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    assert done.stdout == line + "\nx ^ { 2 }\n"
 
 
 def test_fast_path_agrees_with_the_parser(captions):
@@ -174,7 +269,11 @@ def test_raw_im2latex_formulas(shared_data):
         assert tokenize_latex(tokens) == tokens
         assert "$" not in tokens.split() and "\\label" not in tokens and "\\," not in tokens
         # digits and letters are single tokens
-        assert all(len(t) == 1 or t.startswith("\\") for t in tokens.split()), tokens
+        pieces = tokens.split()
+        assert all(
+            len(t) == 1 or t.startswith("\\") or (k and pieces[k - 1] in ("\\begin", "\\end", "{array}"))
+            for k, t in enumerate(pieces)
+        ), tokens
     # 1,197 non-empty lines: 4 use \atop or author macros (\d, \c, \b); 2 end in a lone "\".
     assert tokenised == 1191
     assert failures == {"unsupported_syntax": 4, "dangling_backslash": 2}

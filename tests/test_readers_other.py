@@ -151,8 +151,8 @@ def test_mlhme38k(tmp_path):
     )
     records, rejects = _read(mlhme38k.read, tmp_path)
     assert [(r.id, r.answer) for r in records] == [
-        ("1", r"\begin{array}{l} x + y = 1 \\ x - y = 2 \end{array}"),
-        ("2", r"\begin{array}{l} a = 1 \\ b = 2 \end{array}"),
+        ("1", r"\begin {array} {l} x + y = 1 \\ x - y = 2 \end {array}"),  # raw: tokenised
+        ("2", r"\begin {array} {l} a = 1 \\ b = 2 \end {array}"),
     ]
     # A label broken over two physical lines is cited by its first line.
     assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
@@ -167,9 +167,11 @@ def test_mlhme38k(tmp_path):
 
 def test_m2e_pseudo_tokens():
     assert convert_pseudo_tokens("x + 1") == "x + 1"
-    assert convert_pseudo_tokens("a = 1 \\n b = 2") == r"\begin{array}{l} a = 1 \\ b = 2 \end{array}"
-    assert convert_pseudo_tokens("a = 1\nb = 2\n") == r"\begin{array}{l} a = 1 \\ b = 2 \end{array}"
-    assert convert_pseudo_tokens("x \\t = 1 \\n \\t = 2") == r"\begin{array}{ll} x & = 1 \\ & = 2 \end{array}"
+    assert convert_pseudo_tokens("a = 1 \\n b = 2") == r"\begin {array} {l} a = 1 \\ b = 2 \end {array}"
+    assert convert_pseudo_tokens("a = 1\nb = 2\n") == r"\begin {array} {l} a = 1 \\ b = 2 \end {array}"
+    assert (
+        convert_pseudo_tokens("x \\t = 1 \\n \\t = 2") == r"\begin {array} {ll} x & = 1 \\ & = 2 \end {array}"
+    )
     # Commands that start with n or t are not pseudo-tokens; \\ stays a line break.
     assert convert_pseudo_tokens("\\neq \\times \\theta \\\\n") == "\\neq \\times \\theta \\\\n"
     inside = "f = \\begin{cases} 1 \\t x > 0 \\n 0 \\t x \\leq 0 \\end{cases}"
@@ -192,8 +194,8 @@ def test_m2e_reader(tmp_path):
     (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
     records, rejects = _read(m2e.read, tmp_path)
     assert [(r.id, r.answer, r.meta["multi_line"]) for r in records] == [
-        ("0", r"\begin{array}{l} a = 1 \\ b = 2 \end{array}", True),
-        ("1", "x ^ { 2 }", False),
+        ("0", r"\begin {array} {l} a = 1 \\ b = 2 \end {array}", True),
+        ("1", "x ^ 2", False),  # already space-separated tokens: kept as written
     ]
     assert [(r.meta["label_file"], r.meta["line"]) for r in records] == [
         ("train.jsonl", 1),

@@ -2,7 +2,8 @@
 
 Label lines are ``NAME.jpg<TAB>space separated tokens`` (UTF-8). Some labels contain CJK
 characters (Chinese words, ``、``); they are kept and flagged (``meta["has_cjk"]``) or, with
-``drop_cjk=True``, rejected as ``cjk_label`` (one published test subset of 24,016 drops them).
+``drop_cjk=True``, rejected as ``cjk_label``. That does not rebuild the 24,016-image test subset
+one paper reports on (it keeps 24,498 of the 24,607 test labels; see docs/datasets.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Its multi-line labels separate lines with a ``\\n`` pseudo-token and aligned col
 
 * inside a label that already has an environment (``\\begin{cases}`` ...): ``\\n`` -> ``\\\\``,
   ``\\t`` -> ``&``, in place;
-* otherwise the rows are wrapped in ``\\begin{array}{l...l} ... \\end{array}`` (one ``l`` column per
+* otherwise the rows are wrapped in ``\\begin {array} {l...l} ... \\end {array}`` (one ``l`` column per
   cell of the widest row, the format MLHME-38K uses), rows joined by ``\\\\``, cells by ``&``.
 
 Blank rows are dropped. A label with no text left is rejected (``empty_label``); one the tokeniser
@@ -52,7 +52,7 @@ def convert_pseudo_tokens(tex: str) -> str:
         else:
             columns = max(len(row) for row in cells)
             body = " \\\\ ".join(" & ".join(row) for row in cells)
-            text = f"\\begin{{array}}{{{'l' * columns}}} {body} \\end{{array}}"
+            text = f"\\begin {{array}} {{{'l' * columns}}} {body} \\end {{array}}"
     return " ".join(text.split())
 
 

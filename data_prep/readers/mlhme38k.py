@@ -68,8 +68,9 @@ def read(
     Options:
         labels_file: labels file instead of ``<split>_set/all_labels.txt`` (or ``all_labels.txt``).
         images_dir: image folder instead of ``<split>_images/`` (or ``images/``) beside the labels.
-        tokenize_labels: re-tokenise with ``data_prep.latex.tokenize_latex`` so environments and
-            braces follow the shared token format (default ``True``).
+        tokenize_labels: tokenise raw labels with ``data_prep.latex.tokenize_latex`` so
+            environments and braces follow the shared token format (default ``True``); a label
+            that is already tokenised is kept exactly as published.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 

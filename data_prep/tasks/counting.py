@@ -1,7 +1,9 @@
-"""Symbol counting (Uni-MuMER): how many times each visible symbol occurs, then the LaTeX.
+"""Symbol counting exactly as Uni-MuMER writes it: how often each symbol occurs, then the LaTeX.
 
-The answer's first line counts every whitespace token except ``{`` and ``}``, in order of first
-appearance, as ``tok: n, tok: n``; the second line is the LaTeX. For
+The reference (BFlameSwift/Uni-MuMER, ``preprocess/make_unimumer_tree_data.py``) counts every
+whitespace token except ``{`` and ``}``, in order of first appearance, as ``tok: n, tok: n``; the
+second line is the LaTeX as given. Environment names are tokens like any other
+(``\\begin {cases} .. \\end {cases}`` counts ``{cases}: 2``). It never refuses a formula. For
 ``\\frac { a ^ { 2 } + 1 } { b }``: ``\\frac: 1, a: 1, ^: 1, 2: 1, +: 1, 1: 1, b: 1``.
 """
 
@@ -9,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from data_prep.contract import normalize_answer
-from data_prep.latex import is_canonical
 from data_prep.tasks import TaskError
 
 #: Tokens that are grouping only, never drawn, hence never counted.
@@ -20,7 +20,7 @@ _COUNT_ITEM = re.compile(r"(\S+): ([0-9]+)(, |$)")
 
 
 def symbol_counts(latex: str) -> dict[str, int]:
-    """Counts of the countable tokens of space-separated ``latex``, in order of first appearance."""
+    """Counts of the countable whitespace tokens of ``latex``, in order of first appearance."""
     counts: dict[str, int] = {}
     for token in latex.split():
         if token not in UNCOUNTED_TOKENS:
@@ -33,17 +33,11 @@ def format_counts(counts: dict[str, int]) -> str:
 
 
 def count_symbols(latex: str) -> str:
-    """The full counting answer: the counts line, then the LaTeX line.
+    """The counting answer as the reference writes it: the counts line, a newline, ``latex``.
 
-    Raises :class:`TaskError` when ``latex`` is not in the tokenised convention (counting raw
-    LaTeX such as ``x^2`` would count ``x^2`` as one symbol) or is empty. Tokenised LaTeX always
-    holds a token other than a brace, so the counts line is never empty.
+    ``latex`` is kept as given on the last line. Never raises: the reference counts every
+    caption (a caption of braces only gives an empty counts line, as there).
     """
-    latex = normalize_answer(latex)
-    if not latex:
-        raise TaskError("empty", "no LaTeX to count")
-    if not is_canonical(latex):
-        raise TaskError("non_canonical", f"not tokenised LaTeX: {latex[:80]!r}")
     return f"{format_counts(symbol_counts(latex))}\n{latex}"
 
 

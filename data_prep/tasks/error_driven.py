@@ -7,10 +7,15 @@ A wrong prediction of a formula becomes two samples on the same image:
 * correction -- the prompt shows that marked prediction; the answer lists one edit per marker, in
   order, then the correct LaTeX on the last line::
 
-      REPLACE: a b -> c      (the k-th marked span a b must become c)
-      DELETE: a b            (the k-th marked span a b must go)
-      INSERT: c d            (the k-th gap, here <deleted> <deleted>, receives c d)
+      REPLACE:a b -> c       (the k-th marked span a b must become c)
+      DELETE:a b             (the k-th marked span a b must go)
+      INSERT:c d             (the k-th gap, here <deleted> <deleted>, receives c d)
       x ^ { 2 } + c d
+
+``REPLACE:d -> a`` is the spelling of the paper's Fig. 2 (keyword, colon, no space); ``DELETE:``
+and ``INSERT:`` follow it (the figure shows only a replacement; see docs/error_driven.md). The
+prompts are the figure's (``data_prep.contract``): detection ends ``Expression: PRED``,
+correction ``Marked Expression: MARKED``.
 
 Markers come from the token alignment (:func:`data_prep.alignment.error_regions`): adjacent
 wrong blocks are merged into one marker (a span, or a gap of consecutive ``<deleted>``), so markers
@@ -88,17 +93,19 @@ class Edit:
 
     def to_line(self) -> str:
         if self.kind == "replace":
-            return f"REPLACE: {' '.join(self.source)} {ARROW} {' '.join(self.target)}"
+            return f"REPLACE:{' '.join(self.source)} {ARROW} {' '.join(self.target)}"
         if self.kind == "delete":
-            return f"DELETE: {' '.join(self.source)}"
-        return f"INSERT: {' '.join(self.target)}"
+            return f"DELETE:{' '.join(self.source)}"
+        return f"INSERT:{' '.join(self.target)}"
 
     @classmethod
     def from_line(cls, line: str) -> Edit:
-        keyword, _, body = line.strip().partition(" ")
-        if keyword not in _KIND_BY_KEYWORD:
+        """Read one edit line; a space after the keyword's colon is accepted too."""
+        text = line.strip()
+        keyword = next((k for k in _KIND_BY_KEYWORD if text.startswith(k)), None)
+        if keyword is None:
             raise ValueError(f"not an edit line (expected REPLACE:, DELETE: or INSERT:): {line!r}")
-        kind, tokens = _KIND_BY_KEYWORD[keyword], body.split()
+        kind, tokens = _KIND_BY_KEYWORD[keyword], text[len(keyword) :].split()
         if kind == "replace":
             if tokens.count(ARROW) != 1:
                 raise ValueError(f"a REPLACE line needs exactly one {ARROW!r}: {line!r}")
