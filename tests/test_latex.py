@@ -174,7 +174,8 @@ def _bundled_ground_truths() -> dict[str, list[str]]:
         found[str(path.relative_to(REPO))] = [item["gt"] for item in items]
     for path in sorted((FIXTURES / "unimumer_tree").glob("*.json")):
         answers = [r["messages"][1]["value"] for r in json.loads(path.read_text(encoding="utf-8"))]
-        found[str(path.relative_to(REPO))] = [a.rsplit("\n", 1)[1] for a in answers]
+        # the LaTeX is the last line (the whole answer of sample_input.json's main-task records)
+        found[str(path.relative_to(REPO))] = [a.rsplit("\n", 1)[-1] for a in answers]
     return found
 
 

@@ -232,7 +232,7 @@ def test_published_ground_truths_get_the_reference_answers():
         (FIXTURES.parent / "published" / "reference_answers.json").read_text(encoding="utf-8")
     )
     lines = (FIXTURES.parent / "published" / "ground_truths.txt").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(expected) == 16
+    assert len(lines) == len(expected) == 31
     for name, latex in (line.split("\t", 1) for line in lines):
         want = expected[name]["tree_cot"]
         if "skipped" in want:
