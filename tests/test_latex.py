@@ -328,3 +328,13 @@ def test_command_line_reports_failures(capsys):
     assert "line 2: missing_argument" in err and "1 formula(s)" in err
     assert main(["--normalize", "\\left(x\\right)"]) == 0
     assert capsys.readouterr().out == "( x )\n"
+
+
+def test_deeply_nested_latex_is_an_error_not_a_crash():
+    """Groups nested thousands of levels deep (a degenerate prediction) raise LatexError
+    (``too_deep``), which readers count as a reject; the normalised form never raises."""
+    with pytest.raises(LatexError) as info:
+        tokenize_latex("x^{" * 2000 + "2" + "}" * 2000)
+    assert info.value.reason == "too_deep"
+    deep = "x ^ { " * 2000 + "2" + " }" * 2000
+    assert normalize_equivalent(deep).split() == deep.split()

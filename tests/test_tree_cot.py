@@ -122,6 +122,19 @@ def test_reference_skips(latex, reason):
     assert info.value.reason == reason
 
 
+def test_long_and_deep_formulas():
+    """A long flat formula is answered (the reference, recursing per token, fails past about a
+    thousand); groups nested thousands of levels deep are a counted skip, never a RecursionError."""
+    flat = " ".join(["x", "+"] * 1000)
+    assert build_tree_cot(flat).split("\n")[:3] == ["x", "+ (right)", "x (right)"]
+    deep = "x ^ { " * 2000 + "2" + " }" * 2000
+    with pytest.raises(TaskError) as info:
+        build_tree_cot(deep)
+    assert info.value.reason == "too_deep" and info.value.reason in SKIP_REASONS
+    nested = "x ^ { " * 100 + "2" + " }" * 100  # deep enough for any published caption
+    assert len(tree_lines(nested)) == 101
+
+
 def _labels_are_the_tokens(latex: str) -> None:
     """The node labels, depth first, are the formula's tokens less only structural ones."""
     tokens = latex.split()
