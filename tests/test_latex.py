@@ -174,7 +174,8 @@ def _bundled_ground_truths() -> dict[str, list[str]]:
         found[str(path.relative_to(REPO))] = [item["gt"] for item in items]
     for path in sorted((FIXTURES / "unimumer_tree").glob("*.json")):
         answers = [r["messages"][1]["value"] for r in json.loads(path.read_text(encoding="utf-8"))]
-        found[str(path.relative_to(REPO))] = [a.rsplit("\n", 1)[1] for a in answers]
+        # the LaTeX is the last line (the whole answer of sample_input.json's main-task records)
+        found[str(path.relative_to(REPO))] = [a.rsplit("\n", 1)[-1] for a in answers]
     return found
 
 
@@ -327,3 +328,13 @@ def test_command_line_reports_failures(capsys):
     assert "line 2: missing_argument" in err and "1 formula(s)" in err
     assert main(["--normalize", "\\left(x\\right)"]) == 0
     assert capsys.readouterr().out == "( x )\n"
+
+
+def test_deeply_nested_latex_is_an_error_not_a_crash():
+    """Groups nested thousands of levels deep (a degenerate prediction) raise LatexError
+    (``too_deep``), which readers count as a reject; the normalised form never raises."""
+    with pytest.raises(LatexError) as info:
+        tokenize_latex("x^{" * 2000 + "2" + "}" * 2000)
+    assert info.value.reason == "too_deep"
+    deep = "x ^ { " * 2000 + "2" + " }" * 2000
+    assert normalize_equivalent(deep).split() == deep.split()

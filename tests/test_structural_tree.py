@@ -166,3 +166,9 @@ def test_structural_style_is_opt_in_per_recipe_key():
     assert info.value.reason == "empty_group"
     with pytest.raises(ValueError, match="unknown Tree-CoT style"):
         aux_task_builder(TASK_TREE_COT, "fancy")
+
+
+def test_deeply_nested_caption_is_refused_not_a_crash():
+    with pytest.raises(TreeError) as info:
+        build_tree_cot("x ^ { " * 2000 + "2" + " }" * 2000)
+    assert info.value.reason == "too_deep"

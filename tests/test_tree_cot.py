@@ -122,6 +122,19 @@ def test_reference_skips(latex, reason):
     assert info.value.reason == reason
 
 
+def test_long_and_deep_formulas():
+    """A long flat formula is answered (the reference, recursing per token, fails past about a
+    thousand); groups nested thousands of levels deep are a counted skip, never a RecursionError."""
+    flat = " ".join(["x", "+"] * 1000)
+    assert build_tree_cot(flat).split("\n")[:3] == ["x", "+ (right)", "x (right)"]
+    deep = "x ^ { " * 2000 + "2" + " }" * 2000
+    with pytest.raises(TaskError) as info:
+        build_tree_cot(deep)
+    assert info.value.reason == "too_deep" and info.value.reason in SKIP_REASONS
+    nested = "x ^ { " * 100 + "2" + " }" * 100  # deep enough for any published caption
+    assert len(tree_lines(nested)) == 101
+
+
 def _labels_are_the_tokens(latex: str) -> None:
     """The node labels, depth first, are the formula's tokens less only structural ones."""
     tokens = latex.split()
@@ -232,7 +245,7 @@ def test_published_ground_truths_get_the_reference_answers():
         (FIXTURES.parent / "published" / "reference_answers.json").read_text(encoding="utf-8")
     )
     lines = (FIXTURES.parent / "published" / "ground_truths.txt").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == len(expected) == 16
+    assert len(lines) == len(expected) == 31
     for name, latex in (line.split("\t", 1) for line in lines):
         want = expected[name]["tree_cot"]
         if "skipped" in want:

@@ -330,7 +330,12 @@ def parse_latex(text: str, strict: bool = False) -> list:
     ``strict=True`` accepts only the tokenised convention (what :func:`tokenize_latex` outputs):
     unbraced arguments, bare groups, aliases and dropped tokens then raise :class:`LatexError`.
     """
-    return _Parser(_lex(text), strict).sequence(None)
+    try:
+        return _Parser(_lex(text), strict).sequence(None)
+    except RecursionError:
+        # The parser recurses once per group level; a formula nested some hundreds of levels deep
+        # (a degenerate prediction) is refused like any other unreadable LaTeX, not a crash.
+        raise LatexError("too_deep", "groups nested deeper than the parser's recursion allows") from None
 
 
 def format_tokens(items: list, out: list[str] | None = None) -> list[str]:

@@ -25,7 +25,10 @@ Where the reference raises (and skips the sample), :func:`build_tree_cot` raises
 ``unbraced_argument`` (``\\frac 1 { 2 }``, ``\\sqrt x``), ``missing_environment_name`` (a final
 ``\\begin``) and ``unterminated_environment`` (``\\begin {ENV}`` without ``\\end {ENV}``).
 One difference is deliberate: the reference recurses once per token and so fails on formulas of
-about a thousand tokens (Python's recursion limit); this module has no such limit.
+about a thousand tokens (Python's recursion limit); this module recurses once per group level
+only and answers those. It refuses (``too_deep``, a skip instead of a crash) groups nested more
+than about 300 levels deep, which the reference still serialises up to about a thousand levels;
+no published caption comes near either limit.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ SKIP_REASONS = (
     "unbraced_argument",
     "missing_environment_name",
     "unterminated_environment",
+    "too_deep",  # groups nested past about 300 levels (see the module docstring)
 )
 
 
@@ -189,7 +193,10 @@ def tree_lines(latex: str) -> list[str]:
     """The reference's tree of ``latex`` (whitespace tokens), one line per node, depth first."""
     tokens = latex.split()
     lines: list[str] = []
-    _write(_chain(tokens, 0, len(tokens)), 0, None, lines)
+    try:
+        _write(_chain(tokens, 0, len(tokens)), 0, None, lines)
+    except RecursionError:
+        raise TaskError("too_deep", "groups nested deeper than Python's recursion limit allows") from None
     return lines
 
 
