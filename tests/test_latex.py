@@ -209,7 +209,8 @@ def test_every_bundled_ground_truth_is_unchanged():
 def test_tokenised_captions_pass_through(caption):
     assert is_tokenised(caption)
     assert tokenize_latex(caption) == caption
-    assert tokenize_latex("  " + caption.replace(" ", "   ") + " ") == caption  # whitespace runs only
+    spaced = "  " + caption.replace(" ", "   ") + " "
+    assert tokenize_latex(spaced) == spaced  # verbatim, whitespace included: the published string
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 **Tokenised captions pass through unchanged.** A caption whose whitespace-separated pieces are each
 one LaTeX token (CROHME, HME100K, MathWriting, the Uni-MuMER answers: :func:`is_tokenised`) is
-returned by :func:`tokenize_latex` exactly as published (whitespace runs become one space): no
+returned by :func:`tokenize_latex` exactly as published (whitespace included): no
 ``\\le`` -> ``\\leq``, no ``\\dots`` -> ``\\ldots``, no dropped ``{ }`` groups, no environment
 rewrite, even where the caption breaks the convention below. Published test answers and training
 targets stay the published ones.

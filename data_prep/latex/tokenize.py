@@ -44,7 +44,8 @@ def is_tokenised(text: str) -> bool:
 
 def tokenize_latex(raw: str) -> str:
     """Caption tokens of ``raw``: an already tokenised caption (:func:`is_tokenised`) comes back
-    unchanged (whitespace runs become one space); raw LaTeX is tokenised into the convention
+    exactly as given, whitespace included (the reference trains and scores on the published string;
+    scoring splits on whitespace anyway); raw LaTeX is tokenised into the convention
     (see :mod:`data_prep.latex`).
 
     Raises :class:`LatexError` (with a ``reason`` slug) for raw LaTeX that cannot be tokenised:
@@ -52,7 +53,7 @@ def tokenize_latex(raw: str) -> str:
     environments, unsupported control sequences.
     """
     if is_tokenised(raw):
-        return " ".join(raw.split())
+        return raw
     return " ".join(format_tokens(parse_latex(raw)))
 
 
