@@ -14,6 +14,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from train.curves import mean_train_loss
+
 logger = logging.getLogger(__name__)
 
 RUN_SUMMARY = "run_summary.json"
@@ -75,7 +77,8 @@ class RunSummaryCallback(TrainerCallback):
             "input_tokens_seen": tokens,
             "tokens_per_second": (tokens / runtime) if runtime and tokens else None,
             "final_loss": final_loss(state.log_history),
-            "train_loss": metrics.get("train_loss"),
+            # Over every step of the run, resumed or not (the Trainer's counts this session only).
+            "train_loss": mean_train_loss(state.log_history),
             "peak_memory": peak_memory(),
             **self.extra,
         }
