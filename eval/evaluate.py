@@ -45,8 +45,10 @@ from eval.predictions import (
     ERROR_GENERATION_FAILED,
     PredictionRow,
     PredictionWriter,
+    check_provenance,
     make_row,
     read_prediction_rows,
+    write_meta,
 )
 from eval.report import write_html_report, write_summary
 from eval.score import score_rows
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 SCORABLE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
 IMAGES_DIR = "images"
+DEFAULT_OUTPUT_ROOT = Path("outputs") / "eval"
 THUMBNAIL = (640, 320)
 
 
@@ -186,10 +189,23 @@ def predict_set(
     tasks: Sequence[str],
     out_dir: Path,
     progress: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write (resumably) one predictions file per task for ``items``; returns counts and timing."""
+    """Write (resumably) one predictions file per task for ``items``; returns counts and timing.
+
+    With ``provenance`` (what makes the rows: model, weights hash, backend, bounds, decoding), a
+    file another model or other settings started is refused, and each file's ``.meta.json``
+    records it with ``complete`` false until every item is written.
+    """
     from tqdm import tqdm
 
+    metas = {}
+    for task in tasks:
+        path = predictions_path(out_dir, set_name, task)
+        if provenance is not None:
+            metas[task] = {**provenance, "set": set_name, "task": task}
+            check_provenance(path, metas[task])
+            write_meta(path, {**metas[task], "n_items": len(items), "complete": False})
     writers = {task: PredictionWriter(predictions_path(out_dir, set_name, task)) for task in tasks}
     try:
         done = {task: writers[task].done_ids(set_name) for task in tasks}
@@ -234,6 +250,11 @@ def predict_set(
     finally:
         for writer in writers.values():
             writer.close()
+    for task, meta in metas.items():
+        # Reached only when every item has its row: the completeness marker.
+        write_meta(
+            predictions_path(out_dir, set_name, task), {**meta, "n_items": len(items), "complete": True}
+        )
     return {
         "items": len(items),
         "predicted_now": len(pending),
@@ -290,11 +311,92 @@ def write_reports(
     return scores
 
 
+def model_label(model: str) -> str:
+    """A folder name for a model: the folder's name (``run-checkpoint-500`` for a checkpoint), or
+    the last part of a hub id."""
+    path = Path(model.rstrip("/"))
+    name = path.name or model
+    if re.fullmatch(r"checkpoint-\d+", name) and path.parent.name:
+        name = f"{path.parent.name}-{name}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def default_output_dir(model: str, root: str | Path = DEFAULT_OUTPUT_ROOT) -> Path:
+    """``outputs/eval/<model-name>``: one folder per model, so two models never share files."""
+    return Path(root) / model_label(model)
+
+
+def provenance_of(args: EvalArgs, backend: Backend) -> dict[str, Any]:
+    """What makes this run's rows; a file is only continued by a run with the same record."""
+    from train.modeling import weights_sha256
+
+    options = getattr(backend, "options", None)
+    bounds = getattr(options, "bounds", None)
+    try:
+        digest = weights_sha256(args.model)
+    except ModelLoadError:
+        digest = None
+    return {
+        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "model_sha256": digest,
+        "backend": backend.name,
+        "min_pixels": getattr(bounds, "min_pixels", None),
+        "max_pixels": getattr(bounds, "max_pixels", None),
+        "max_new_tokens": getattr(options, "max_new_tokens", args.max_new_tokens),
+        "decoding": "greedy (no sampling, repetition_penalty 1.0)",
+        "dtype": getattr(options, "dtype", args.dtype),
+    }
+
+
+def training_overlap(model: str, items: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:
+    """Test items whose image bytes the model's run folder records among its training rows
+    (``training_items.jsonl``, written by ``train.sft``), per set."""
+    from train.modeling import resolve_source
+    from train.run_folder import image_sha256, read_training_items
+
+    try:
+        source = resolve_source(model)
+    except ModelLoadError:
+        return {}
+    trained = None
+    for folder in (source.adapter, source.base):
+        if folder and Path(folder).is_dir():
+            trained = read_training_items(folder)
+            if trained is not None:
+                break
+    if not trained:
+        return {}
+    hashes = {row["image_sha256"]: row["id"] for row in trained if row.get("image_sha256")}
+    overlap: dict[str, dict[str, Any]] = {}
+    for name, set_items in items.items():
+        found = []
+        for item in set_items:
+            data = item.image_bytes
+            if data is None and item.image_path and Path(item.image_path).is_file():
+                data = Path(item.image_path).read_bytes()
+            if data is not None and image_sha256(data) in hashes:
+                found.append({"id": item.id, "training_id": hashes[image_sha256(data)]})
+        if found:
+            overlap[name] = {"items": len(found), "of": len(set_items), "examples": found[:10]}
+            logger.warning(
+                "%s: %d of %d test items were in %s's training data (same image), e.g. %s; their "
+                "score measures memory, not reading",
+                name,
+                len(found),
+                len(set_items),
+                model,
+                ", ".join(f["id"] for f in found[:5]),
+            )
+    return overlap
+
+
 @dataclasses.dataclass
 class EvalArgs:
     model: str
     sets: str
-    output_dir: str
+    #: None: ``<output_root>/<model-name>`` (see :func:`default_output_dir`).
+    output_dir: str | None = None
+    output_root: str = str(DEFAULT_OUTPUT_ROOT)
     data_dir: str | None = None
     data_root: str = str(DEFAULT_DATA_ROOT)
     backend: str = "auto"
@@ -320,10 +422,11 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         raise ValueError(f"--task must be one of {', '.join(SCORABLE_TASKS)}, got {args.task!r}")
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
-    out_dir = Path(args.output_dir)
+    out_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.model, args.output_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     test_sets: list[TestSet] = resolve_test_sets(args.sets, args.data_dir, args.data_root)
     items = {ts.name: items_from_dataset(ts.load(), args.limit) for ts in test_sets}
+    overlap = training_overlap(args.model, items)
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
         tasks.insert(0, args.task)
@@ -352,9 +455,16 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     )
     timings: dict[str, Any] = {}
     try:
+        provenance = provenance_of(args, backend)
         for ts in test_sets:
             timings[ts.name] = predict_set(
-                backend, items[ts.name], ts.name, tasks, out_dir, progress=args.progress
+                backend,
+                items[ts.name],
+                ts.name,
+                tasks,
+                out_dir,
+                progress=args.progress,
+                provenance=provenance,
             )
             stats = timings[ts.name]
             if stats["generated"] and stats["seconds"]:
@@ -379,8 +489,14 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         },
         "predictions": {name: {t: str(predictions_path(out_dir, name, t)) for t in tasks} for name in names},
         "timing": timings,
+        "model_sha256": provenance.get("model_sha256"),
+        "in_training_data": overlap,
     }
     notes = [f"model {args.model}, {backend.name} backend, greedy decoding, prompt: {args.task}"]
+    notes += [
+        f"WARNING: {o['items']} of {o['of']} {name} items were in the model's training data (same image)"
+        for name, o in overlap.items()
+    ]
     if args.task != TASK_MAIN:
         notes.append(f"scored on the last LaTeX line of the {args.task} answers")
     if args.vote:
@@ -429,7 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sets", required=True, help="comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"
     )
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument(
+        "--output-dir", default=None, help="default: OUTPUT_ROOT/<model-name> (one folder per model)"
+    )
+    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT), help="see --output-dir")
     parser.add_argument("--data-dir", default=None, help="built dataset folder to take every set from")
     parser.add_argument(
         "--data-root", default=str(DEFAULT_DATA_ROOT), help="where built datasets are searched"

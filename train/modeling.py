@@ -306,3 +306,26 @@ def load_model_and_processor(
     )
     model = load_model(name_or_path, **model_kwargs)
     return model, processor
+
+
+def weights_sha256(name_or_path: str) -> str:
+    """A SHA-256 over the weights a model folder or adapter folder loads (file names and bytes of
+    its ``*.safetensors``, an adapter's base included); ``hub:<id>`` for a hub id, which is not
+    downloaded for this. Predictions record it, so a folder retrained in place is told apart."""
+    import hashlib
+
+    source = resolve_source(name_or_path)
+    digest = hashlib.sha256()
+    for folder in [source.base, source.adapter]:
+        if folder is None:
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            digest.update(f"hub:{folder}".encode())
+            continue
+        for file in sorted(path.glob("*.safetensors")):
+            digest.update(file.name.encode())
+            with file.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()

@@ -82,7 +82,9 @@ class HFBackend(Backend):
         """Greedy (or the given sampling) settings, independent of the model's own defaults."""
         from train.generation import generation_config
 
-        return generation_config(self.tokenizer, self.options.max_new_tokens, self.options.ignore_eos, **sampling)
+        return generation_config(
+            self.tokenizer, self.options.max_new_tokens, self.options.ignore_eos, **sampling
+        )
 
     def _run(self, images: list[Image.Image], prompts: list[str], n: int, **sampling: Any) -> list[str]:
         """``n`` decoded answers per pair, in order, one ``generate`` call per ``batch_size`` pairs."""
