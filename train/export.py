@@ -106,6 +106,27 @@ def check_source(path: str | Path, export_format: str) -> ModelSource:
     raise ExportError(f"{path} is neither a LoRA adapter folder (no {ADAPTER_CONFIG}) nor a model folder")
 
 
+def check_group_size(source: ModelSource, group_size: int) -> None:
+    """GPTQ groups split each quantised Linear's input width: a group size that does not divide
+    the language model's widths fails deep inside llm-compressor, so refuse it here in one line."""
+    if group_size < 1:
+        raise ExportError(f"--group-size must be a positive integer, not {group_size}")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source.base)
+    except OSError as err:
+        raise ExportError(f"cannot read the model config of {source.base!r}: {err}") from None
+    text = getattr(config, "text_config", None) or config
+    widths = {"hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size}
+    bad = {name: width for name, width in widths.items() if width % group_size}
+    if bad:
+        divisors = [g for g in (32, 64, 128, 256) if all(w % g == 0 for w in widths.values())]
+        hint = f"; use --group-size {max(divisors)}" if divisors else ""
+        shown = ", ".join(f"{name} {width}" for name, width in bad.items())
+        raise ExportError(f"--group-size {group_size} does not divide the model's {shown}{hint}")
+
+
 def weights_size(folder: str | Path) -> int:
     """Bytes of the weight files (``*.safetensors``) in ``folder``."""
     return sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
@@ -436,6 +457,7 @@ def export_w4a16(
     (a few hundred images with their prompts and answers).
     """
     source = check_source(source_dir, "w4a16")
+    check_group_size(source, group_size)
     oneshot, GPTQModifier = _require_llmcompressor()
     examples = calibration_examples(
         dataset_dir=calibration_data,

@@ -75,6 +75,36 @@ def resolve_source(name_or_path: str) -> ModelSource:
     return ModelSource(base=name_or_path)
 
 
+_HUB_CHECKED: set[str] = set()
+
+
+def check_hub_reachable(name: str, timeout: float = 3.0) -> None:
+    """For a hub id, fail in one line when the hub cannot be reached instead of letting
+    huggingface_hub retry for minutes. Offline mode (``HF_HUB_OFFLINE=1``) and local folders skip
+    the check (offline loads use the local cache)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if Path(name).exists():
+        return
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    if host in _HUB_CHECKED:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face hub ({host}: {err.strerror or err}) to fetch {name!r}: set "
+            "HF_HUB_OFFLINE=1 to use models already in the local cache, or give a local model folder"
+        ) from None
+    _HUB_CHECKED.add(host)
+
+
 # --------------------------------------------------------------------------- #
 # Processor
 # --------------------------------------------------------------------------- #
@@ -148,6 +178,7 @@ def load_processor(
     never used, so evaluation matches training.
     """
     path = resolve_source(name_or_path).processor_path
+    check_hub_reachable(path)
     if bounds is None:
         bounds = saved_bounds(name_or_path) or DEFAULT_BOUNDS
     processor = None
@@ -269,6 +300,7 @@ def load_model(
     from transformers import AutoModelForImageTextToText
 
     source = resolve_source(name_or_path)
+    check_hub_reachable(source.base)
     kwargs: dict[str, Any] = {
         "dtype": _torch_dtype(dtype),
         "trust_remote_code": trust_remote_code,
