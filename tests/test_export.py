@@ -172,8 +172,20 @@ def test_bnb_4bit_straight_from_the_adapter(adapter_dir, tmp_path):
 def test_w4a16_without_llmcompressor_says_so(adapter_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "llmcompressor", None)  # makes the import fail
     with pytest.raises(ExportError, match="llm-compressor"):
-        export.export_w4a16(adapter_dir, tmp_path / "w4a16", calibration_images=str(SAMPLE_IMAGES))
+        export.export_w4a16(
+            adapter_dir, tmp_path / "w4a16", calibration_images=str(SAMPLE_IMAGES), group_size=32
+        )
     assert not (tmp_path / "w4a16").exists()
+
+
+def test_w4a16_group_size_must_divide_the_width(adapter_dir, tmp_path, capsys):
+    """The default group of 128 cannot split the tiny model's 64-wide layers: one line, at once."""
+    argv = ["--adapter", str(adapter_dir), "--format", "w4a16", "--output-dir", str(tmp_path / "w")]
+    assert export.main([*argv, "--calibration-images", str(SAMPLE_IMAGES)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--group-size 128 does not divide" in error
+    assert "hidden_size 64" in error and "use --group-size 64" in error
+    assert not (tmp_path / "w").exists()
 
 
 def test_w4a16_export_with_llmcompressor(adapter_dir, tmp_path):
