@@ -197,6 +197,10 @@ def train(
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
 
+    if eval_dataset is not None and engine != "trl":
+        raise RecipeError(
+            f"validation while training (eval_split/eval_holdout) runs on engine trl, not {engine}"
+        )
     build_trainer = get_build_trainer(engine)
     extra = {"eval_dataset": eval_dataset} if eval_dataset is not None else {}
     trainer, processor = build_trainer(
