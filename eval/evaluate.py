@@ -1,13 +1,16 @@
 """Evaluate a model on test sets: predictions, scores, reports.
 
-    python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 --output-dir D
+    python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 [--output-dir D]
         [--data-dir outputs/data/crohme] [--backend auto|hf|vllm] [--batch-size 8]
         [--max-new-tokens 256|1024] [--limit N] [--task main|tree_cot|counting] [--vote]
         [--tp 1] [--dp 1] [--dtype auto] [--seed 0]
 
 For every set (a split of a built dataset, see :mod:`eval.test_sets`) it writes
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.predictions` format), one flushed row per item as items
-finish: a re-run skips the ids already there, so an interrupted run resumes. A corrupt image, a
+finish: a re-run skips the ids already there, so an interrupted run resumes. ``D`` defaults to
+``outputs/eval/<model-name>`` (one folder per model). Beside each file, ``<set>.<task>.meta.json``
+records what made the rows (:mod:`eval.provenance`) and whether the file is complete; a run with a
+different model or settings is refused rather than mixed in. A corrupt image, a
 failed generation or an empty answer becomes a failure row (scored as wrong), never a crash.
 Then ``D/summary.md`` + ``D/summary.json`` (with the published comparison for CROHME sets) and
 ``D/report.html`` (worst items, with their images under ``D/images/``). With ``--vote`` the main,
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -33,15 +35,13 @@ from data_prep.contract import (
     TASK_COUNTING,
     TASK_MAIN,
     TASK_TREE_COT,
-    extract_latex,
     prompt_for,
 )
-from data_prep.images import ImageError, decode_image
 from data_prep.io_utils import atomic_output
 from eval.backends import BACKENDS, Backend, get_backend
+from eval.items import Item, decode_item, items_from_dataset
 from eval.metrics import Scores
 from eval.predictions import (
-    ERROR_CORRUPT_IMAGE,
     ERROR_GENERATION_FAILED,
     PredictionRow,
     PredictionWriter,
@@ -50,6 +50,7 @@ from eval.predictions import (
     read_prediction_rows,
     write_meta,
 )
+from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
 from eval.report import write_html_report, write_summary
 from eval.score import score_rows
 from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
@@ -60,81 +61,7 @@ logger = logging.getLogger(__name__)
 
 SCORABLE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
 IMAGES_DIR = "images"
-DEFAULT_OUTPUT_ROOT = Path("outputs") / "eval"
 THUMBNAIL = (640, 320)
-
-
-@dataclasses.dataclass
-class Item:
-    """One test item, image not yet decoded (decoding may fail; that is a failure row)."""
-
-    id: str
-    gt: str
-    image_bytes: bytes | None
-    image_path: str | None
-    image: Image.Image | None = None
-    error: str | None = None
-
-
-# --------------------------------------------------------------------------- #
-# Items
-# --------------------------------------------------------------------------- #
-
-
-def _image_name(image: dict[str, Any], meta: str | None) -> str | None:
-    if image.get("path"):
-        return image["path"]
-    try:
-        return (json.loads(meta) if meta else {}).get("image_file")
-    except json.JSONDecodeError:
-        return None
-
-
-def items_from_dataset(dataset, limit: int | None = None) -> list[Item]:
-    """Main-task rows of a test split as :class:`Item`\\ s (images left encoded), first ``limit``."""
-    import datasets
-
-    if "image" in dataset.column_names:
-        # Decode ourselves, item by item, so one corrupt image is one failure row.
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-    items: list[Item] = []
-    skipped = 0
-    for row in dataset:
-        if row.get("task", TASK_MAIN) != TASK_MAIN:
-            skipped += 1
-            continue
-        image = row.get("image") or {}
-        items.append(
-            Item(
-                id=str(row["id"]),
-                gt=extract_latex(row["answer"]),
-                image_bytes=image.get("bytes"),
-                image_path=_image_name(image, row.get("meta")),
-            )
-        )
-        if limit is not None and len(items) >= limit:
-            break
-    if skipped:
-        logger.info("left out %d auxiliary-task rows (a test set is scored on its main-task rows)", skipped)
-    ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("the test split has repeated ids; predictions are keyed by id")
-    return items
-
-
-def decode_item(item: Item) -> Item:
-    """Decode the item's image (fully, verified); a failure is recorded on the item."""
-    try:
-        if item.image_bytes is not None:
-            item.image = decode_image(item.image_bytes, item.image_path or item.id)
-        elif item.image_path and Path(item.image_path).is_file():
-            item.image = decode_image(Path(item.image_path).read_bytes(), item.image_path)
-        else:
-            raise ImageError("missing_image", item.image_path or item.id)
-    except ImageError as err:
-        item.error = ERROR_CORRUPT_IMAGE
-        logger.warning("item %s: %s", item.id, err)
-    return item
 
 
 # --------------------------------------------------------------------------- #
@@ -309,85 +236,6 @@ def write_reports(
     write_summary(scores, report_dir, extra=extra, notes=notes)
     write_html_report(rows, report_dir / "report.html", images_root=images_root, title=title)
     return scores
-
-
-def model_label(model: str) -> str:
-    """A folder name for a model: the folder's name (``run-checkpoint-500`` for a checkpoint), or
-    the last part of a hub id."""
-    path = Path(model.rstrip("/"))
-    name = path.name or model
-    if re.fullmatch(r"checkpoint-\d+", name) and path.parent.name:
-        name = f"{path.parent.name}-{name}"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
-def default_output_dir(model: str, root: str | Path = DEFAULT_OUTPUT_ROOT) -> Path:
-    """``outputs/eval/<model-name>``: one folder per model, so two models never share files."""
-    return Path(root) / model_label(model)
-
-
-def provenance_of(args: EvalArgs, backend: Backend) -> dict[str, Any]:
-    """What makes this run's rows; a file is only continued by a run with the same record."""
-    from train.modeling import weights_sha256
-
-    options = getattr(backend, "options", None)
-    bounds = getattr(options, "bounds", None)
-    try:
-        digest = weights_sha256(args.model)
-    except ModelLoadError:
-        digest = None
-    return {
-        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
-        "model_sha256": digest,
-        "backend": backend.name,
-        "min_pixels": getattr(bounds, "min_pixels", None),
-        "max_pixels": getattr(bounds, "max_pixels", None),
-        "max_new_tokens": getattr(options, "max_new_tokens", args.max_new_tokens),
-        "decoding": "greedy (no sampling, repetition_penalty 1.0)",
-        "dtype": getattr(options, "dtype", args.dtype),
-    }
-
-
-def training_overlap(model: str, items: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:
-    """Test items whose image bytes the model's run folder records among its training rows
-    (``training_items.jsonl``, written by ``train.sft``), per set."""
-    from train.modeling import resolve_source
-    from train.run_folder import image_sha256, read_training_items
-
-    try:
-        source = resolve_source(model)
-    except ModelLoadError:
-        return {}
-    trained = None
-    for folder in (source.adapter, source.base):
-        if folder and Path(folder).is_dir():
-            trained = read_training_items(folder)
-            if trained is not None:
-                break
-    if not trained:
-        return {}
-    hashes = {row["image_sha256"]: row["id"] for row in trained if row.get("image_sha256")}
-    overlap: dict[str, dict[str, Any]] = {}
-    for name, set_items in items.items():
-        found = []
-        for item in set_items:
-            data = item.image_bytes
-            if data is None and item.image_path and Path(item.image_path).is_file():
-                data = Path(item.image_path).read_bytes()
-            if data is not None and image_sha256(data) in hashes:
-                found.append({"id": item.id, "training_id": hashes[image_sha256(data)]})
-        if found:
-            overlap[name] = {"items": len(found), "of": len(set_items), "examples": found[:10]}
-            logger.warning(
-                "%s: %d of %d test items were in %s's training data (same image), e.g. %s; their "
-                "score measures memory, not reading",
-                name,
-                len(found),
-                len(set_items),
-                model,
-                ", ".join(f["id"] for f in found[:5]),
-            )
-    return overlap
 
 
 @dataclasses.dataclass

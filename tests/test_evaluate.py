@@ -250,8 +250,8 @@ def test_ctrl_c_keeps_the_predictions_and_says_how_to_resume(monkeypatch, tmp_pa
 
 def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkeypatch):
     """The default folder is per model; and a folder started by one model refuses another's rows."""
-    from eval.evaluate import default_output_dir
     from eval.predictions import PredictionsMismatch, read_meta
+    from eval.provenance import default_output_dir
 
     monkeypatch.setattr("train.modeling.weights_sha256", lambda name: f"sha-of-{name}")
     first = EvalArgs(
