@@ -267,6 +267,21 @@ def test_model_card_with_evaluation_table(adapter_dir, tmp_path):
     assert card.startswith("---\n") and "pipeline_tag: image-text-to-text" in card
 
 
+def test_model_card_reads_the_recipe_the_run_folder_recorded(adapter_dir, tmp_path):
+    """train.sft writes recipe.yaml into the run folder: the card shows it and its data, unasked."""
+    import shutil
+
+    from train.run_folder import write_recipe
+
+    run = tmp_path / "run"
+    shutil.copytree(adapter_dir, run)
+    write_recipe(run, {"dataset_dir": "outputs/data/crohme", "train_split": "train", "lora_r": 8})
+    out = export_merged(run, tmp_path / "merged")
+    card = (out / "README.md").read_text()
+    assert "not recorded" not in card and "lora_r: 8" in card
+    assert "`outputs/data/crohme` (split `train`)" in card
+
+
 def test_licences_follow_the_base_model():
     assert base_licence("Qwen/Qwen2.5-VL-3B-Instruct") is QWEN_RESEARCH
     assert base_licence("/models/Qwen2.5-VL-7B-Instruct") is APACHE_2

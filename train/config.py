@@ -164,14 +164,18 @@ class _RecipeParser:
 
         class Parser(TrlParser):
             def error(self, message):  # argparse calls this for a bad value or a bad flag
-                raise RecipeError(message.replace("argument --", "--").split("/--")[0] + _after(message))
+                raise RecipeError(_one_line(message))
 
         return Parser(RECIPE_DATACLASSES)
 
 
-def _after(message: str) -> str:
-    """The reason part of an argparse message (``...: invalid int value: 'ten'``)."""
-    return ": " + message.split(": ", 1)[1] if ": " in message else ""
+def _one_line(message: str) -> str:
+    """argparse's ``argument --max_steps/--max-steps: invalid int value: 'ten'`` as
+    ``--max_steps: invalid int value: 'ten'``; other messages as they are."""
+    if message.startswith("argument ") and ": " in message:
+        flags, reason = message[len("argument ") :].split(": ", 1)
+        return f"{flags.split('/')[0]}: {reason}"
+    return message
 
 
 def load_recipe_file(path: str | Path) -> dict:

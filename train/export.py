@@ -177,11 +177,28 @@ def _recipe_path(source: ModelSource, recipe: str | None) -> Path | None:
         if not path.is_file():
             raise ExportError(f"recipe {path} does not exist")
         return path
-    if source.adapter:
-        for name in RECIPE_NAMES:
-            if (Path(source.adapter) / name).is_file():
-                return Path(source.adapter) / name
+    # train.sft writes the resolved recipe into the run folder (the adapter's, or a full model's).
+    for folder in (source.adapter, source.base):
+        if folder and Path(folder).is_dir():
+            for name in RECIPE_NAMES:
+                if (Path(folder) / name).is_file():
+                    return Path(folder) / name
     return None
+
+
+def _recorded_data(recipe: Path | None) -> str | None:
+    """The dataset a run folder's recipe names (``dataset_dir``, ``train_split``)."""
+    if recipe is None:
+        return None
+    import yaml
+
+    try:
+        keys = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return None
+    if not isinstance(keys, dict) or not keys.get("dataset_dir"):
+        return None
+    return f"`{keys['dataset_dir']}` (split `{keys.get('train_split', 'train')}`)"
 
 
 # --------------------------------------------------------------------------- #
@@ -218,7 +235,7 @@ def _write_card(
             adapter=source.adapter,
             recipe_path=str(recipe) if recipe else None,
             recipe_text=recipe.read_text(encoding="utf-8") if recipe else None,
-            data=card.data,
+            data=card.data or _recorded_data(recipe),
             eval_summary=summary,
             eval_summary_path=card.eval_summary,
             size_bytes=weights_size(staging),

@@ -63,6 +63,7 @@ def generate_texts(
     config: Any,
     bounds: ImageBounds = DEFAULT_BOUNDS,
     batch_size: int = 8,
+    **generate_kwargs: Any,
 ) -> list[str]:
     """Decoded answers (``config.num_return_sequences`` per pair, in order), one ``generate`` call
     per ``batch_size`` pairs."""
@@ -76,7 +77,7 @@ def generate_texts(
         )
         batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
         with torch.inference_mode():
-            out = model.generate(**batch, generation_config=config)
+            out = model.generate(**batch, generation_config=config, **generate_kwargs)
         texts += processor.tokenizer.batch_decode(
             out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
         )

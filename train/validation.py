@@ -101,8 +101,12 @@ class Validator:
         self.batch_size = batch_size
 
     def __call__(self, model: Any) -> dict[str, float]:
+        import torch.distributed as dist
+
         from train.generation import generate_texts, generation_config
 
+        # Under ZeRO-3 every rank must run every forward pass (the weights are gathered across ranks).
+        synced = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         if not self.items:
             return {}
         was_training = model.training
@@ -117,6 +121,7 @@ class Validator:
                 config,
                 self.bounds,
                 self.batch_size,
+                synced_gpus=synced,
             )
         finally:
             model.train(was_training)
