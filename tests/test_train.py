@@ -197,7 +197,7 @@ def test_resume_continues_from_last_complete_checkpoint(
     straight_state = {n: p for n, p in straight.model.named_parameters() if p.requires_grad}
     for name, param in resumed.model.named_parameters():
         if param.requires_grad:
-            torch.testing.assert_close(param, straight_state[name], atol=1e-5, rtol=1e-4)
+            assert torch.equal(param, straight_state[name]), name
 
 
 def test_vision_and_merger_learning_rates(tiny_model_dir):
@@ -355,50 +355,32 @@ def test_damaged_shard_is_a_clear_error(tmp_path, sample_dataset_dir, tiny_model
     assert "damaged or was replaced" in caplog.text and shard.name in caplog.text
 
 
-def test_validation_while_training_logs_loss_and_exprate(tmp_path, sample_dataset_dir, tiny_model_dir):
+@pytest.mark.parametrize("split", [("--eval_holdout", "2"), ("--eval_split", "crohme2014_sample")])
+def test_validation_while_training_logs_loss_and_exprate(split, tmp_path, sample_dataset_dir, tiny_model_dir):
     from train.curves import read_trainer_log
     from train.run_folder import read_training_items
     from train.sft import train
     from train.validation import image_key
 
     out = tmp_path / "run"
-    summary = train(
-        *tiny_recipe(
-            "full",
-            out,
-            sample_dataset_dir,
-            tiny_model_dir,
-            "--max_train_samples",
-            "20",
-            "--per_device_train_batch_size",
-            "2",
-            "--max_steps",
-            "4",
-            "--save_steps",
-            "2",
-            "--eval_strategy",
-            "steps",
-            "--eval_steps",
-            "2",
-            "--eval_holdout",
-            "2",
-            "--eval_max_items",
-            "2",
-            "--eval_max_new_tokens",
-            "8",
-            "--metric_for_best_model",
-            "exprate",
-            "--load_best_model_at_end",
-            "true",
-        )  # fmt: skip
-    )
+    overrides = [
+        "--max_train_samples", "20", "--per_device_train_batch_size", "2", "--max_steps", "4",
+        "--save_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2", *split,
+        "--eval_max_items", "2", "--eval_max_new_tokens", "8", "--metric_for_best_model", "exprate",
+        "--load_best_model_at_end", "true",
+    ]  # fmt: skip
+    summary = train(*tiny_recipe("full", out, sample_dataset_dir, tiny_model_dir, *overrides))
     log = read_trainer_log(out / "trainer_log.jsonl")
     evals = [e for e in log if "eval_loss" in e]
     assert [e["step"] for e in evals] == [2, 4]
     assert all(0.0 <= e["eval_exprate"] <= 100.0 and e["eval_exprate_items"] == 2 for e in evals)
     assert summary["validation"]["best_metric"] is not None
     assert summary["validation"]["best_checkpoint"].startswith(str(out / "checkpoint-"))
-    # The held-out images (all their task rows) are not in what the model trained on.
     trained = {image_key(item["id"]) for item in read_training_items(out)}
-    assert summary["training_rows"] < 20 and len(trained) > 0
+    if split[0] == "--eval_holdout":
+        # The two held-out images leave training with all their task rows.
+        assert summary["training_rows"] < 20 and len(trained) == 20 // 5 - 2
+        assert summary["validation"]["rows"] == 2 * 5  # every task row of the two held-out images
+    else:
+        assert summary["training_rows"] == 20 and summary["validation"]["rows"] == 2  # main rows only
     assert (out / "training_loss.png").stat().st_size > 1000

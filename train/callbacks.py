@@ -75,6 +75,8 @@ class RunSummaryCallback(TrainerCallback):
             "train_steps_per_second": metrics.get("train_steps_per_second"),
             # This session only, like train_runtime.
             "input_tokens_seen": tokens,
+            # Every step of the run, resumed or not.
+            "total_input_tokens_seen": int(getattr(state, "num_input_tokens_seen", 0) or 0),
             "tokens_per_second": (tokens / runtime) if runtime and tokens else None,
             "final_loss": final_loss(state.log_history),
             # Over every step of the run, resumed or not (the Trainer's counts this session only).

@@ -232,7 +232,7 @@ def train(
     summary["training_rows"] = len(train_dataset)
     if eval_dataset is not None:
         summary["validation"] = {
-            "rows": len(eval_dataset),
+            "rows": len(trainer.eval_dataset),
             "unreadable_images": eval_unreadable,
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "best_metric": trainer.state.best_metric,

@@ -3,7 +3,7 @@
 Recipe keys (:class:`train.config.ScriptArguments`): ``eval_split`` (a split of the dataset,
 e.g. a built test set) or ``eval_holdout`` (a fraction or a number of training *images* held out:
 every task row of a held-out image leaves training, so no answer leaks), ``eval_max_items``
-(main-task images decoded for ExpRate; also caps the loss rows at 4x that), ``eval_max_new_tokens``,
+(main-task images decoded for ExpRate; the loss covers every task row of those images), ``eval_max_new_tokens``,
 and the usual ``eval_strategy: steps`` / ``eval_steps``. With ``metric_for_best_model: exprate``
 and ``load_best_model_at_end: true`` the best checkpoint by ExpRate is the final model.
 
@@ -23,10 +23,6 @@ from data_prep.alignment import edit_distance
 from data_prep.contract import TASK_MAIN, ImageBounds, extract_latex, prompt_for
 
 logger = logging.getLogger(__name__)
-
-#: Loss rows evaluated per ExpRate item at most.
-LOSS_ROWS_PER_ITEM = 4
-
 
 def image_key(row_id: str) -> str:
     """The image a row belongs to: auxiliary rows are ``ID#task`` beside the main row ``ID``."""
@@ -67,9 +63,12 @@ def exprate_items(eval_dataset, max_items: int) -> list[ValidationItem]:
     return items
 
 
-def cap_loss_rows(eval_dataset, max_items: int):
-    n = min(len(eval_dataset), max_items * LOSS_ROWS_PER_ITEM)
-    return eval_dataset.select(range(n))
+def cap_loss_rows(eval_dataset, items: list[ValidationItem]):
+    """The rows (every task) of the images ExpRate is measured on: loss and ExpRate see the same
+    images, and the loss costs a bounded number of forward passes."""
+    keys = {image_key(item.id) for item in items}
+    keep = [i for i, row_id in enumerate(eval_dataset["id"]) if image_key(row_id) in keys]
+    return eval_dataset.select(keep)
 
 
 def score_answers(gts: list[str], raws: list[str]) -> dict[str, float]:

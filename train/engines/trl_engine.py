@@ -217,7 +217,7 @@ def build_trainer(
             max_new_tokens=script_args.eval_max_new_tokens,
             batch_size=training_args.per_device_eval_batch_size,
         )
-        eval_dataset = cap_loss_rows(eval_dataset, script_args.eval_max_items)
+        eval_dataset = cap_loss_rows(eval_dataset, items)
         logger.info("validation: loss on %d rows, ExpRate on %d images", len(eval_dataset), len(items))
     trainer = VisionSFTTrainer(
         model=model,
