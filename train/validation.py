@@ -24,6 +24,7 @@ from data_prep.contract import TASK_MAIN, ImageBounds, extract_latex, prompt_for
 
 logger = logging.getLogger(__name__)
 
+
 def image_key(row_id: str) -> str:
     """The image a row belongs to: auxiliary rows are ``ID#task`` beside the main row ``ID``."""
     return str(row_id).split("#", 1)[0]
