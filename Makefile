@@ -45,6 +45,10 @@ install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
 
+.PHONY: install-trackers
+install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
+	$(PIP) install $(PIP_FLAGS) -r requirements-trackers.txt
+
 test: $(STAMP)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
