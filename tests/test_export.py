@@ -271,15 +271,18 @@ def test_model_card_reads_the_recipe_the_run_folder_recorded(adapter_dir, tmp_pa
     """train.sft writes recipe.yaml into the run folder: the card shows it and its data, unasked."""
     import shutil
 
-    from train.run_folder import write_recipe
+    from train.run_folder import read_training_items, write_recipe, write_training_items
 
     run = tmp_path / "run"
     shutil.copytree(adapter_dir, run)
     write_recipe(run, {"dataset_dir": "outputs/data/crohme", "train_split": "train", "lora_r": 8})
+    write_training_items(run, [{"id": "18_em_5", "source": "crohme", "image_sha256": "ab" * 32}])
     out = export_merged(run, tmp_path / "merged")
     card = (out / "README.md").read_text()
     assert "not recorded" not in card and "lora_r: 8" in card
     assert "`outputs/data/crohme` (split `train`)" in card
+    # The export still knows what it was trained on (evaluation warns about overlaps).
+    assert read_training_items(out) == read_training_items(run)
 
 
 def test_licences_follow_the_base_model():

@@ -186,6 +186,19 @@ def _recipe_path(source: ModelSource, recipe: str | None) -> Path | None:
     return None
 
 
+def _copy_training_items(staging: Path, source: ModelSource) -> None:
+    """Carry the run folder's list of training images into the export, so evaluating the export
+    still warns about test items it was trained on (eval.provenance.training_overlap)."""
+    import shutil
+
+    from train.run_folder import TRAINING_ITEMS
+
+    for folder in (source.adapter, source.base):
+        if folder and (Path(folder) / TRAINING_ITEMS).is_file():
+            shutil.copy2(Path(folder) / TRAINING_ITEMS, staging / TRAINING_ITEMS)
+            return
+
+
 def _recorded_data(recipe: Path | None) -> str | None:
     """The dataset a run folder's recipe names (``dataset_dir``, ``train_split``)."""
     if recipe is None:
@@ -225,6 +238,7 @@ def _write_card(
     usage: str = "",
 ) -> None:
     recipe = _recipe_path(source, card.recipe)
+    _copy_training_items(staging, source)
     summary = load_eval_summary(card.eval_summary) if card.eval_summary else None
     write_model_card(
         staging,
