@@ -19,6 +19,11 @@ BACKEND ?= auto
 OUT ?= outputs
 DATA_DIR ?= outputs/data/crohme
 ARGS ?=
+# CPU runs use one torch thread per process: torch's default threads thrash on a shared 2-core
+# machine (make demo 902 s -> 77 s, make test 315 s -> 114 s). THREADS=N to change it.
+THREADS ?= 1
+test demo tiny-model: export OMP_NUM_THREADS = $(THREADS)
+test demo tiny-model: export MKL_NUM_THREADS = $(THREADS)
 
 .PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
         eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
@@ -40,6 +45,10 @@ install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
 
+.PHONY: install-trackers
+install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
+	$(PIP) install $(PIP_FLAGS) -r requirements-trackers.txt
+
 test: $(STAMP)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
@@ -60,7 +69,7 @@ finetune: $(STAMP)  ## Fine-tune from a recipe (RECIPE=recipes/<model>/<method>.
 	$(PY) -m train.launch --config $(RECIPE) $(ARGS)
 
 eval: $(STAMP)  ## Evaluate MODEL on SETS (comma separated)
-	$(PY) -m eval.evaluate --model $(MODEL) --sets $(SETS) --backend $(BACKEND) --output-dir $(OUT)/eval $(ARGS)
+	$(PY) -m eval.evaluate --model $(MODEL) --sets $(SETS) --backend $(BACKEND) --output-root $(OUT)/eval $(ARGS)
 
 eval-crohme: SETS = crohme2014,crohme2016,crohme2019
 eval-crohme: eval  ## Evaluate MODEL on CROHME 2014/2016/2019

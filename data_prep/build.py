@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match, fingerprint
 from data_prep.contract import TASK_MAIN, VANILLA_PROMPT, Record, record_features
-from data_prep.io_utils import atomic_output, write_json_atomic
+from data_prep.io_utils import atomic_output, file_sha256, write_json_atomic
 from data_prep.recipe import (
     DERIVED_TASKS,
     ERROR_TASKS,
@@ -534,7 +534,11 @@ class DatasetBuilder:
             self._write_shard(work_dir / f"{name}.parquet", buffer)
             write_json_atomic(work_dir / f"{name}.stats.json", current.to_json(), indent=None)
             file = str(Path(WORK_DIR) / plan.name / f"{name}.parquet")
-            state["shards"].append({"name": name, "file": file, "rows": len(buffer), **checkpoint()})
+            # The checksum lets every loader tell a damaged or replaced shard (data_prep.dataset).
+            sha256 = file_sha256(work_dir / f"{name}.parquet")
+            state["shards"].append(
+                {"name": name, "file": file, "rows": len(buffer), "sha256": sha256, **checkpoint()}
+            )
             self._save_manifest()
             result.shards.append(file)
             result.stats.append(current)

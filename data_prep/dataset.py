@@ -32,6 +32,7 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
             f"no dataset folder at {data_dir}; build one with `python -m data_prep.build`"
         )
     manifest_path = data_dir / MANIFEST
+    state = None
     if manifest_path.is_file():
         state = json.loads(manifest_path.read_text(encoding="utf-8")).get("splits", {}).get(split)
         if state is not None and not state.get("complete"):
@@ -39,10 +40,36 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
                 f"split {split!r} in {data_dir} did not finish building; rerun `python -m data_prep.build` to resume it"
             )
     files = sorted((data_dir / split).glob("*.parquet"))
+    if state is not None:
+        verify_shards(data_dir, split, state.get("shards", []))
     if not files:
         available = ", ".join(list_splits(data_dir)) or "none"
         raise KeyError(f"no split {split!r} in {data_dir}; available splits: {available}")
     return files
+
+
+class ShardChecksumError(RuntimeError):
+    """A shard on disk is not the one the build wrote (damaged, truncated or replaced)."""
+
+
+def verify_shards(data_dir: Path, split: str, shards: list[dict]) -> None:
+    """Every shard the manifest lists exists and has the SHA-256 the build recorded for it
+    (manifests written before checksums existed are taken as they are)."""
+    from data_prep.io_utils import file_sha256
+
+    for entry in shards:
+        path = data_dir / entry["file"]
+        if not path.is_file():
+            raise ShardChecksumError(
+                f"shard {entry['file']} of split {split!r} is missing from {data_dir}; rebuild it with "
+                "`python -m data_prep.build --fresh`"
+            )
+        expected = entry.get("sha256")
+        if expected and file_sha256(path) != expected:
+            raise ShardChecksumError(
+                f"shard {path} is damaged or was replaced (its SHA-256 is not the one in {MANIFEST}); "
+                "rebuild it with `python -m data_prep.build --fresh`"
+            )
 
 
 def load_split(data_dir: str | Path, split: str):

@@ -296,16 +296,29 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
     )
 
 
-def _check_reader(name: str, where: str) -> None:
+def _check_reader(name: str, where: str, options: dict[str, Any] | None = None) -> None:
     """Ask the reader registry about ``name``; skipped while ``data_prep.readers`` has no registry."""
     try:
         from data_prep.readers import get_reader
     except ImportError:
         return
     try:
-        get_reader(name)
+        reader = get_reader(name)
     except (KeyError, ValueError) as err:
         raise _fail(where, f"unknown reader {name!r}: {err}") from None
+    # An option the reader does not take would otherwise fail only when the build reaches it.
+    import inspect
+
+    params = inspect.signature(reader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "cursor"]
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        raise _fail(
+            f"{where}.options",
+            f"unknown option(s) {', '.join(unknown)} for reader {name!r}; it takes: {', '.join(known) or 'none'}",
+        )
 
 
 # --------------------------------------------------------------------------- #
@@ -345,7 +358,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
         raise _fail(where, f"test set names must be unique and not 'train', got {split_names}")
 
     for spec in train_specs + test_specs:
-        _check_reader(spec.reader, f"{where}: source {spec.name!r}")
+        _check_reader(spec.reader, f"{where}: source {spec.name!r}", spec.options)
 
     contamination = _check_keys(
         top.get("contamination") or {},

@@ -1,13 +1,16 @@
 """Evaluate a model on test sets: predictions, scores, reports.
 
-    python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 --output-dir D
+    python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 [--output-dir D]
         [--data-dir outputs/data/crohme] [--backend auto|hf|vllm] [--batch-size 8]
         [--max-new-tokens 256|1024] [--limit N] [--task main|tree_cot|counting] [--vote]
         [--tp 1] [--dp 1] [--dtype auto] [--seed 0]
 
 For every set (a split of a built dataset, see :mod:`eval.test_sets`) it writes
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.predictions` format), one flushed row per item as items
-finish: a re-run skips the ids already there, so an interrupted run resumes. A corrupt image, a
+finish: a re-run skips the ids already there, so an interrupted run resumes. ``D`` defaults to
+``outputs/eval/<model-name>`` (one folder per model). Beside each file, ``<set>.<task>.meta.json``
+records what made the rows (:mod:`eval.provenance`) and whether the file is complete; a run with a
+different model or settings is refused rather than mixed in. A corrupt image, a
 failed generation or an empty answer becomes a failure row (scored as wrong), never a crash.
 Then ``D/summary.md`` + ``D/summary.json`` (with the published comparison for CROHME sets) and
 ``D/report.html`` (worst items, with their images under ``D/images/``). With ``--vote`` the main,
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -33,21 +35,22 @@ from data_prep.contract import (
     TASK_COUNTING,
     TASK_MAIN,
     TASK_TREE_COT,
-    extract_latex,
     prompt_for,
 )
-from data_prep.images import ImageError, decode_image
 from data_prep.io_utils import atomic_output
 from eval.backends import BACKENDS, Backend, get_backend
+from eval.items import Item, decode_item, items_from_dataset
 from eval.metrics import Scores
 from eval.predictions import (
-    ERROR_CORRUPT_IMAGE,
     ERROR_GENERATION_FAILED,
     PredictionRow,
     PredictionWriter,
+    check_provenance,
     make_row,
     read_prediction_rows,
+    write_meta,
 )
+from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
 from eval.report import write_html_report, write_summary
 from eval.score import score_rows
 from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
@@ -59,79 +62,6 @@ logger = logging.getLogger(__name__)
 SCORABLE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
 IMAGES_DIR = "images"
 THUMBNAIL = (640, 320)
-
-
-@dataclasses.dataclass
-class Item:
-    """One test item, image not yet decoded (decoding may fail; that is a failure row)."""
-
-    id: str
-    gt: str
-    image_bytes: bytes | None
-    image_path: str | None
-    image: Image.Image | None = None
-    error: str | None = None
-
-
-# --------------------------------------------------------------------------- #
-# Items
-# --------------------------------------------------------------------------- #
-
-
-def _image_name(image: dict[str, Any], meta: str | None) -> str | None:
-    if image.get("path"):
-        return image["path"]
-    try:
-        return (json.loads(meta) if meta else {}).get("image_file")
-    except json.JSONDecodeError:
-        return None
-
-
-def items_from_dataset(dataset, limit: int | None = None) -> list[Item]:
-    """Main-task rows of a test split as :class:`Item`\\ s (images left encoded), first ``limit``."""
-    import datasets
-
-    if "image" in dataset.column_names:
-        # Decode ourselves, item by item, so one corrupt image is one failure row.
-        dataset = dataset.cast_column("image", datasets.Image(decode=False))
-    items: list[Item] = []
-    skipped = 0
-    for row in dataset:
-        if row.get("task", TASK_MAIN) != TASK_MAIN:
-            skipped += 1
-            continue
-        image = row.get("image") or {}
-        items.append(
-            Item(
-                id=str(row["id"]),
-                gt=extract_latex(row["answer"]),
-                image_bytes=image.get("bytes"),
-                image_path=_image_name(image, row.get("meta")),
-            )
-        )
-        if limit is not None and len(items) >= limit:
-            break
-    if skipped:
-        logger.info("left out %d auxiliary-task rows (a test set is scored on its main-task rows)", skipped)
-    ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("the test split has repeated ids; predictions are keyed by id")
-    return items
-
-
-def decode_item(item: Item) -> Item:
-    """Decode the item's image (fully, verified); a failure is recorded on the item."""
-    try:
-        if item.image_bytes is not None:
-            item.image = decode_image(item.image_bytes, item.image_path or item.id)
-        elif item.image_path and Path(item.image_path).is_file():
-            item.image = decode_image(Path(item.image_path).read_bytes(), item.image_path)
-        else:
-            raise ImageError("missing_image", item.image_path or item.id)
-    except ImageError as err:
-        item.error = ERROR_CORRUPT_IMAGE
-        logger.warning("item %s: %s", item.id, err)
-    return item
 
 
 # --------------------------------------------------------------------------- #
@@ -186,10 +116,23 @@ def predict_set(
     tasks: Sequence[str],
     out_dir: Path,
     progress: bool = True,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write (resumably) one predictions file per task for ``items``; returns counts and timing."""
+    """Write (resumably) one predictions file per task for ``items``; returns counts and timing.
+
+    With ``provenance`` (what makes the rows: model, weights hash, backend, bounds, decoding), a
+    file another model or other settings started is refused, and each file's ``.meta.json``
+    records it with ``complete`` false until every item is written.
+    """
     from tqdm import tqdm
 
+    metas = {}
+    for task in tasks:
+        path = predictions_path(out_dir, set_name, task)
+        if provenance is not None:
+            metas[task] = {**provenance, "set": set_name, "task": task}
+            check_provenance(path, metas[task])
+            write_meta(path, {**metas[task], "n_items": len(items), "complete": False})
     writers = {task: PredictionWriter(predictions_path(out_dir, set_name, task)) for task in tasks}
     try:
         done = {task: writers[task].done_ids(set_name) for task in tasks}
@@ -234,6 +177,11 @@ def predict_set(
     finally:
         for writer in writers.values():
             writer.close()
+    for task, meta in metas.items():
+        # Reached only when every item has its row: the completeness marker.
+        write_meta(
+            predictions_path(out_dir, set_name, task), {**meta, "n_items": len(items), "complete": True}
+        )
     return {
         "items": len(items),
         "predicted_now": len(pending),
@@ -294,7 +242,9 @@ def write_reports(
 class EvalArgs:
     model: str
     sets: str
-    output_dir: str
+    #: None: ``<output_root>/<model-name>`` (see :func:`default_output_dir`).
+    output_dir: str | None = None
+    output_root: str = str(DEFAULT_OUTPUT_ROOT)
     data_dir: str | None = None
     data_root: str = str(DEFAULT_DATA_ROOT)
     backend: str = "auto"
@@ -320,10 +270,11 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         raise ValueError(f"--task must be one of {', '.join(SCORABLE_TASKS)}, got {args.task!r}")
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
-    out_dir = Path(args.output_dir)
+    out_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.model, args.output_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     test_sets: list[TestSet] = resolve_test_sets(args.sets, args.data_dir, args.data_root)
     items = {ts.name: items_from_dataset(ts.load(), args.limit) for ts in test_sets}
+    overlap = training_overlap(args.model, items)
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
         tasks.insert(0, args.task)
@@ -352,9 +303,16 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     )
     timings: dict[str, Any] = {}
     try:
+        provenance = provenance_of(args, backend)
         for ts in test_sets:
             timings[ts.name] = predict_set(
-                backend, items[ts.name], ts.name, tasks, out_dir, progress=args.progress
+                backend,
+                items[ts.name],
+                ts.name,
+                tasks,
+                out_dir,
+                progress=args.progress,
+                provenance=provenance,
             )
             stats = timings[ts.name]
             if stats["generated"] and stats["seconds"]:
@@ -379,8 +337,14 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         },
         "predictions": {name: {t: str(predictions_path(out_dir, name, t)) for t in tasks} for name in names},
         "timing": timings,
+        "model_sha256": provenance.get("model_sha256"),
+        "in_training_data": overlap,
     }
     notes = [f"model {args.model}, {backend.name} backend, greedy decoding, prompt: {args.task}"]
+    notes += [
+        f"WARNING: {o['items']} of {o['of']} {name} items were in the model's training data (same image)"
+        for name, o in overlap.items()
+    ]
     if args.task != TASK_MAIN:
         notes.append(f"scored on the last LaTeX line of the {args.task} answers")
     if args.vote:
@@ -429,7 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sets", required=True, help="comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"
     )
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument(
+        "--output-dir", default=None, help="default: OUTPUT_ROOT/<model-name> (one folder per model)"
+    )
+    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT), help="see --output-dir")
     parser.add_argument("--data-dir", default=None, help="built dataset folder to take every set from")
     parser.add_argument(
         "--data-root", default=str(DEFAULT_DATA_ROOT), help="where built datasets are searched"

@@ -247,3 +247,88 @@ class PredictionWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- #
+# What made a predictions file, and whether it is finished
+# --------------------------------------------------------------------------- #
+
+#: Beside ``<set>.<task>.jsonl``: ``<set>.<task>.meta.json``.
+META_SUFFIX = ".meta.json"
+#: Keys of the record that must match for a run to add rows to an existing file.
+PROVENANCE_KEYS = (
+    "model",
+    "model_sha256",
+    "backend",
+    "set",
+    "task",
+    "min_pixels",
+    "max_pixels",
+    "max_new_tokens",
+    "decoding",
+    "dtype",
+)
+
+
+class PredictionsMismatch(ValueError):
+    """A predictions file made by another model or with other settings than this run's."""
+
+
+def meta_path(predictions: str | Path) -> Path:
+    predictions = Path(predictions)
+    return predictions.with_name(predictions.name.removesuffix(".jsonl") + META_SUFFIX)
+
+
+def read_meta(predictions: str | Path) -> dict[str, Any] | None:
+    path = meta_path(predictions)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is damaged ({err.msg}); delete it and its predictions file") from err
+
+
+def write_meta(predictions: str | Path, meta: dict[str, Any]) -> None:
+    from data_prep.io_utils import write_json_atomic
+
+    write_json_atomic(meta_path(predictions), meta, indent=1)
+
+
+def check_provenance(predictions: str | Path, meta: dict[str, Any]) -> None:
+    """Refuse to add this run's rows to a file another model or other settings started."""
+    predictions = Path(predictions)
+    if not predictions.is_file() or not predictions.read_bytes().strip():
+        return
+    old = read_meta(predictions)
+    if old is None:
+        raise PredictionsMismatch(
+            f"{predictions} has predictions but no {meta_path(predictions).name} saying what made them; "
+            "delete it or choose another --output-dir"
+        )
+    diffs = [
+        f"{key} ({old.get(key)!r} -> {meta.get(key)!r})"
+        for key in PROVENANCE_KEYS
+        if old.get(key) != meta.get(key)
+    ]
+    if diffs:
+        raise PredictionsMismatch(
+            f"{predictions} was made with other settings: {', '.join(diffs)}; choose another "
+            "--output-dir (the default is one folder per model) or delete the file to start it again"
+        )
+
+
+def completeness(predictions: str | Path, n_rows: int | None = None) -> str | None:
+    """None when the file is finished (or records nothing), else a sentence saying what is missing."""
+    meta = read_meta(predictions)
+    if meta is None:
+        return None
+    expected = meta.get("n_items")
+    if n_rows is None:
+        n_rows = len(read_prediction_rows(predictions))
+    if not meta.get("complete") or (expected is not None and n_rows < expected):
+        return (
+            f"{predictions} is INCOMPLETE: {n_rows} of {expected} items were predicted (the run was "
+            "interrupted); rerun the same evaluate command to finish it"
+        )
+    return None

@@ -37,7 +37,13 @@ from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
 from eval.compare import Comparison, bootstrap_ci, compare_rows
 from eval.metrics import Scores, score_items
-from eval.predictions import ERROR_MISSING_PREDICTION, REQUIRED_FIELDS, PredictionRow, read_prediction_rows
+from eval.predictions import (
+    ERROR_MISSING_PREDICTION,
+    REQUIRED_FIELDS,
+    PredictionRow,
+    completeness,
+    read_prediction_rows,
+)
 from eval.published import canonical_set_name
 from eval.report import summary_markdown, write_html_report, write_summary
 
@@ -138,11 +144,14 @@ class Loaded:
     #: With ``--gt`` on a file that has its own truth: how many truths the caption file changed.
     gt_replaced: int = 0
     truth_file: Path | None = None
+    #: Set when the file's ``.meta.json`` says its run did not finish (see eval.predictions.completeness).
+    incomplete: str | None = None
 
     def notes(self) -> list[str]:
-        notes = [
+        notes = [f"WARNING: {self.incomplete}"] if self.incomplete else []
+        notes.append(
             f"{self.path} read as {self.format} ({FORMATS[self.format].split(':')[0]}), {len(self.rows)} items"
-        ]
+        )
         if self.truth_file is not None:
             notes.append(f"truth from {self.truth_file}; it changed the truth of {self.gt_replaced} items")
         missing = sum(1 for r in self.rows if r.error == ERROR_MISSING_PREDICTION)
@@ -171,6 +180,7 @@ class Loaded:
             "n_rows": len(self.rows),
             "truth_file": str(self.truth_file) if self.truth_file else None,
             "gt_replaced": self.gt_replaced,
+            "incomplete": self.incomplete,
             "rejects": self.rejects.to_dict(),
             "distance_disagreements": {
                 "count": len(self.distance_disagreements),
@@ -334,8 +344,12 @@ def load_predictions(
     disagreements: list[dict[str, Any]] = []
     default_set = canonical_set_name(set_name or path.stem)
     lines: dict[str, int] | None = None
+    incomplete = None
     if fmt == "jsonl":
         rows = read_prediction_rows(path, rejects)
+        incomplete = completeness(path, len(rows))
+        if incomplete:
+            logger.warning("%s", incomplete)
         disagreements = [
             {"id": r.id, "stored": r.stored_distance, "ours": r.distance}
             for r in rows
@@ -359,7 +373,14 @@ def load_predictions(
             raise ValueError(f"{path} is a NAME<TAB>prediction file: give its truth with --gt CAPTION_FILE")
         rows, lines = _load_tsv(path, default_set, rejects)
     rows = _check_duplicates(rows, path, rejects, allow_duplicates)
-    loaded = Loaded(path=path, format=fmt, rows=rows, rejects=rejects, distance_disagreements=disagreements)
+    loaded = Loaded(
+        path=path,
+        format=fmt,
+        rows=rows,
+        rejects=rejects,
+        distance_disagreements=disagreements,
+        incomplete=incomplete,
+    )
     if gt_path is not None:
         sets = {r.set for r in rows}
         if len(sets) > 1:

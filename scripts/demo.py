@@ -59,6 +59,10 @@ def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
     os.chdir(REPO)  # recipes name their paths relative to the repository root
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # One torch thread (before torch is imported): its default threads thrash on a shared 2-core
+    # machine (the demo took 902 s instead of 77 s).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
     started_all = time.perf_counter()
 
     t = _stage(console, 1, "build the tiny offline Qwen2.5-VL")

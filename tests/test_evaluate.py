@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -240,3 +241,73 @@ def test_ctrl_c_keeps_the_predictions_and_says_how_to_resume(monkeypatch, tmp_pa
     monkeypatch.setattr(evaluate_module, "evaluate", interrupted)
     assert main(["--model", "m", "--sets", SET, "--output-dir", str(tmp_path)]) == 130
     assert "run the same command to resume" in caplog.text
+
+
+# --------------------------------------------------------------------------- #
+# Results keyed to what made them
+# --------------------------------------------------------------------------- #
+
+
+def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkeypatch):
+    """The default folder is per model; and a folder started by one model refuses another's rows."""
+    from eval.predictions import PredictionsMismatch, read_meta
+    from eval.provenance import default_output_dir
+
+    monkeypatch.setattr("train.modeling.weights_sha256", lambda name: f"sha-of-{name}")
+    first = EvalArgs(
+        model="runs/a", sets=SET, data_dir=str(built_data), output_root=str(tmp_path), progress=False
+    )
+    second = dataclasses.replace(first, model="runs/b")
+    evaluate(first, backend=ScriptedBackend(truths))
+    wrong = ScriptedBackend(truths, answer=lambda gt, prompt: "x")
+    summary = evaluate(second, backend=wrong)
+    assert default_output_dir("runs/a", tmp_path) != default_output_dir("runs/b", tmp_path)
+    assert wrong.seen == len(truths)  # nothing of model a was reused
+    assert summary["sets"][SET]["exprate"] == 0.0
+    meta = read_meta(predictions_path(default_output_dir("runs/b", tmp_path), SET, TASK_MAIN))
+    assert meta["complete"] and meta["n_items"] == len(truths) and meta["model_sha256"] == "sha-of-runs/b"
+    assert meta["backend"] == "scripted" and meta["task"] == TASK_MAIN and "greedy" in meta["decoding"]
+
+    # Both models into one explicit folder: the second is refused, naming what differs.
+    shared = dataclasses.replace(first, output_dir=str(tmp_path / "shared"))
+    evaluate(shared, backend=ScriptedBackend(truths))
+    with pytest.raises(PredictionsMismatch, match="model_sha256"):
+        evaluate(dataclasses.replace(shared, model="runs/b"), backend=ScriptedBackend(truths))
+    with pytest.raises(PredictionsMismatch, match="max_new_tokens"):
+        evaluate(dataclasses.replace(shared, max_new_tokens=17), backend=ScriptedBackend(truths))
+
+
+def test_killed_run_is_marked_incomplete_and_score_warns(built_data, truths, tmp_path, capsys, caplog):
+    from eval.predictions import completeness
+    from eval.score import main as score_main
+
+    path = predictions_path(tmp_path, SET, TASK_MAIN)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(_args(built_data, tmp_path), backend=ScriptedBackend(truths, chunk_size=2, kill_after=4))
+    assert "4 of" in completeness(path)
+    assert score_main([str(path), "--output-dir", str(tmp_path / "score"), "--bootstrap", "0"]) == 0
+    assert "INCOMPLETE" in caplog.text and "INCOMPLETE" in capsys.readouterr().out
+    evaluate(_args(built_data, tmp_path), backend=ScriptedBackend(truths))
+    assert completeness(path) is None
+
+
+def test_warns_when_test_items_were_trained_on(built_data, truths, tmp_path, caplog):
+    """A model whose run folder records a test image among its training rows is flagged."""
+    import datasets
+
+    from data_prep.dataset import load_split
+    from train.run_folder import image_sha256, write_training_items
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    test_rows = load_split(built_data, SET).cast_column("image", datasets.Image(decode=False))
+    leaked = test_rows[0]
+    write_training_items(
+        model, [{"id": "train-copy", "source": "x", "image_sha256": image_sha256(leaked["image"]["bytes"])}]
+    )
+    args = dataclasses.replace(_args(built_data, tmp_path / "out"), model=str(model))
+    summary = evaluate(args, backend=ScriptedBackend(truths))
+    assert summary["in_training_data"][SET]["items"] == 1
+    assert summary["in_training_data"][SET]["examples"][0]["id"] == leaked["id"]
+    assert "in the model's training data" in (tmp_path / "out" / "summary.md").read_text()

@@ -172,8 +172,20 @@ def test_bnb_4bit_straight_from_the_adapter(adapter_dir, tmp_path):
 def test_w4a16_without_llmcompressor_says_so(adapter_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "llmcompressor", None)  # makes the import fail
     with pytest.raises(ExportError, match="llm-compressor"):
-        export.export_w4a16(adapter_dir, tmp_path / "w4a16", calibration_images=str(SAMPLE_IMAGES))
+        export.export_w4a16(
+            adapter_dir, tmp_path / "w4a16", calibration_images=str(SAMPLE_IMAGES), group_size=32
+        )
     assert not (tmp_path / "w4a16").exists()
+
+
+def test_w4a16_group_size_must_divide_the_width(adapter_dir, tmp_path, capsys):
+    """The default group of 128 cannot split the tiny model's 64-wide layers: one line, at once."""
+    argv = ["--adapter", str(adapter_dir), "--format", "w4a16", "--output-dir", str(tmp_path / "w")]
+    assert export.main([*argv, "--calibration-images", str(SAMPLE_IMAGES)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--group-size 128 does not divide" in error
+    assert "hidden_size 64" in error and "use --group-size 64" in error
+    assert not (tmp_path / "w").exists()
 
 
 def test_w4a16_export_with_llmcompressor(adapter_dir, tmp_path):
@@ -253,6 +265,24 @@ def test_model_card_with_evaluation_table(adapter_dir, tmp_path):
     assert "| crohme2014 | 986 | 80.50 | 88.00 | 92.25 | 94.00 |" in card
     assert "learning_rate: 1.0e-5" in card and "CROHME 2014 train" in card
     assert card.startswith("---\n") and "pipeline_tag: image-text-to-text" in card
+
+
+def test_model_card_reads_the_recipe_the_run_folder_recorded(adapter_dir, tmp_path):
+    """train.sft writes recipe.yaml into the run folder: the card shows it and its data, unasked."""
+    import shutil
+
+    from train.run_folder import read_training_items, write_recipe, write_training_items
+
+    run = tmp_path / "run"
+    shutil.copytree(adapter_dir, run)
+    write_recipe(run, {"dataset_dir": "outputs/data/crohme", "train_split": "train", "lora_r": 8})
+    write_training_items(run, [{"id": "18_em_5", "source": "crohme", "image_sha256": "ab" * 32}])
+    out = export_merged(run, tmp_path / "merged")
+    card = (out / "README.md").read_text()
+    assert "not recorded" not in card and "lora_r: 8" in card
+    assert "`outputs/data/crohme` (split `train`)" in card
+    # The export still knows what it was trained on (evaluation warns about overlaps).
+    assert read_training_items(out) == read_training_items(run)
 
 
 def test_licences_follow_the_base_model():

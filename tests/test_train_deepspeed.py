@@ -1,5 +1,6 @@
 """DeepSpeed ZeRO-2 and ZeRO-3 on the CPU in one process (gloo): the tiny model overfits a few
-samples, the saved model reloads to its checkpoint's logits, and a DeepSpeed checkpoint resumes.
+samples, the saved model reloads to its checkpoint's logits, and a run killed with SIGKILL resumes
+from its DeepSpeed checkpoint to the same weights, bit for bit, as the uninterrupted run.
 
 Each run is a subprocess (DeepSpeed's distributed state must not leak into other tests). On the
 CPU, DeepSpeed JIT-compiles its shared-memory all-reduce op (deepspeed_shm_comm) the first time a
@@ -12,8 +13,6 @@ never built either.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 
@@ -22,19 +21,12 @@ import torch
 
 from tests.conftest import REPO
 from tests.test_train import TINY, fixed_batch, loss_and_logits, sample_dataset_dir  # noqa: F401
-from train.callbacks import RUN_SUMMARY
+from tests.test_train_resume import DRIVER, _env, check_resumed_run, run_and_kill
 from train.checkpoints import COMPLETE_MARKER
 from train.config import parse_recipe
 from train.modeling import load_model
 
 pytest.importorskip("deepspeed")
-
-RUN_SFT = (
-    "import sys, deepspeed.comm.torch as ds_torch\n"
-    "ds_torch.build_shm_op = lambda: None\n"
-    "from train.sft import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
 
 
 def zero_config(stage: int) -> dict:
@@ -51,27 +43,16 @@ def zero_config(stage: int) -> dict:
     return config
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_sft(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(free_port()),
-        RANK="0",
-        LOCAL_RANK="0",
-        WORLD_SIZE="1",
-        PYTHONPATH=str(REPO),
-    )
+def run_sft(args: list[str], tmp_path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", RUN_SFT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", DRIVER, *args],
+        cwd=REPO,
+        env=_env(tmp_path, deepspeed=True),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    return result
 
 
 @pytest.mark.parametrize("stage", [2, 3])
@@ -95,9 +76,11 @@ def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_datas
         "--per_device_train_batch_size",
         "4",
         "--save_steps",
+        "4",
+        "--max_steps",
         "8",
     ]
-    run_sft([*args, "--max_steps", "8"])
+    run_sft(args, tmp_path)
 
     # Parsed without --deepspeed: TrainingArguments(deepspeed=...) would switch ZeRO-3 loading on in
     # this process too.
@@ -112,8 +95,9 @@ def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_datas
     _, checkpoint_logits = loss_and_logits(load_model(str(checkpoint), dtype="float32"), batch)
     torch.testing.assert_close(checkpoint_logits, logits, atol=1e-4, rtol=1e-4)
 
-    # Running the same command with more steps continues from the DeepSpeed checkpoint.
-    run_sft([*args, "--max_steps", "10"])
-    summary = json.loads((out / RUN_SUMMARY).read_text())
-    assert summary["resumed_from"] == str(checkpoint)
-    assert summary["global_step"] == 10
+    # Killed with SIGKILL after step 6 and run again: the same weights as the uninterrupted run.
+    interrupted = tmp_path / "interrupted"
+    again = [interrupted.as_posix() if a == str(out) else a for a in args]
+    run_and_kill(again, _env(tmp_path, deepspeed=True, stop_at="step:6"))
+    run_sft(again, tmp_path)
+    check_resumed_run(out, interrupted, "step:6", save_steps=4)

@@ -14,6 +14,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from train.curves import mean_train_loss
+
 logger = logging.getLogger(__name__)
 
 RUN_SUMMARY = "run_summary.json"
@@ -73,9 +75,12 @@ class RunSummaryCallback(TrainerCallback):
             "train_steps_per_second": metrics.get("train_steps_per_second"),
             # This session only, like train_runtime.
             "input_tokens_seen": tokens,
+            # Every step of the run, resumed or not.
+            "total_input_tokens_seen": int(getattr(state, "num_input_tokens_seen", 0) or 0),
             "tokens_per_second": (tokens / runtime) if runtime and tokens else None,
             "final_loss": final_loss(state.log_history),
-            "train_loss": metrics.get("train_loss"),
+            # Over every step of the run, resumed or not (the Trainer's counts this session only).
+            "train_loss": mean_train_loss(state.log_history),
             "peak_memory": peak_memory(),
             **self.extra,
         }

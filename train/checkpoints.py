@@ -85,3 +85,83 @@ class CheckpointCompleteCallback(TrainerCallback):
             if folder.is_dir():
                 mark_complete(folder, state.global_step)
         return control
+
+
+# --------------------------------------------------------------------------- #
+# Loading a full model's weights back into the live model
+# --------------------------------------------------------------------------- #
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint's weights do not fit the model being trained."""
+
+
+def _checkpoint_state_dict(folder: Path) -> dict:
+    """Every tensor of a checkpoint's ``model.safetensors`` (or its shards), on the CPU."""
+    from safetensors.torch import load_file
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict = {}
+        for shard in shards:
+            state.update(load_file(str(folder / shard), device="cpu"))
+        return state
+    single = folder / "model.safetensors"
+    if not single.is_file():
+        raise CheckpointLoadError(
+            f"{folder} has no model.safetensors (only safetensors checkpoints are loaded)"
+        )
+    return load_file(str(single), device="cpu")
+
+
+def _to_model_keys(model, state: dict) -> dict:
+    """Checkpoint keys renamed to the live model's parameter names.
+
+    transformers 5 saves weights in the hub layout (Qwen2.5-VL: ``model.layers.*``, ``visual.*``)
+    while the model names them ``model.language_model.layers.*``, ``model.visual.*``;
+    ``from_pretrained`` renames them on load, but the Trainer's resume does a plain non-strict
+    ``load_state_dict``, so every key missed and the run silently restarted from the base weights.
+    We apply the model's own renamings (the ones ``from_pretrained`` used).
+    """
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+
+    conversions = getattr(model, "_weight_conversions", None) or get_model_conversion_mapping(model)
+    renamings = [c for c in conversions if isinstance(c, WeightRenaming)]
+    converters = [c for c in conversions if isinstance(c, WeightConverter)]
+    own = model.state_dict()
+    renamed = {}
+    for key, tensor in state.items():
+        if key in own:
+            renamed[key] = tensor
+            continue
+        new_key, converter = rename_source_key(key, renamings, converters)
+        if converter is not None:
+            raise CheckpointLoadError(
+                f"checkpoint key {key} needs a tensor conversion ({converter}); resuming this architecture "
+                "is not supported by the portable engine"
+            )
+        renamed[new_key] = tensor
+    return renamed
+
+
+def load_full_checkpoint(model, folder: str | Path) -> None:
+    """Load a full (non-adapter) checkpoint's weights into ``model`` exactly, or raise.
+
+    Only tied weights (``lm_head`` when it shares the embedding) may be absent from the file; any
+    other missing or unexpected key is an error, never a silent partial load.
+    """
+    folder = Path(folder)
+    state = _to_model_keys(model, _checkpoint_state_dict(folder))
+    result = model.load_state_dict(state, strict=False)
+    tied = set(getattr(model, "all_tied_weights_keys", {}) or {}) | set(model._tied_weights_keys or {})
+    missing = [k for k in result.missing_keys if k not in tied]
+    if missing or result.unexpected_keys:
+        raise CheckpointLoadError(
+            f"{folder} does not match the model: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[:3]})"
+        )
+    if result.missing_keys:
+        model.tie_weights()
+    logger.info("loaded %d tensors from %s", len(state), folder)

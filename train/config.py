@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
 from transformers import TrainingArguments
 
 from data_prep.contract import MAX_PIXELS, MIN_PIXELS, ImageBounds
@@ -107,6 +111,23 @@ class ScriptArguments:
     auto_resume: bool = dataclasses.field(
         default=True, metadata={"help": "Continue from the last complete checkpoint in output_dir."}
     )
+    eval_split: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "Validation while training: a split of dataset_dir (e.g. a test set: crohme2014)."},
+    )
+    eval_holdout: float | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Validation on a held-out part of the training split: a fraction (< 1) or a number of "
+            "images; all task rows of a held-out image leave training."
+        },
+    )
+    eval_max_items: int = dataclasses.field(
+        default=64, metadata={"help": "Main-task items decoded (greedy) for the validation ExpRate."}
+    )
+    eval_max_new_tokens: int = dataclasses.field(
+        default=256, metadata={"help": "Token limit of the validation generations."}
+    )
 
     @property
     def bounds(self) -> ImageBounds:
@@ -133,30 +154,185 @@ class HmerTrainingArguments(TrainingArguments):
 RECIPE_DATACLASSES = (ModelArguments, ScriptArguments, HmerTrainingArguments)
 
 
+class _RecipeParser:
+    """TRL's parser whose errors are :class:`RecipeError` (one line) instead of argparse's usage
+    dump and exit."""
+
+    @staticmethod
+    def build():
+        from trl import TrlParser
+
+        class Parser(TrlParser):
+            def error(self, message):  # argparse calls this for a bad value or a bad flag
+                raise RecipeError(_one_line(message))
+
+        return Parser(RECIPE_DATACLASSES)
+
+
+def _one_line(message: str) -> str:
+    """argparse's ``argument --max_steps/--max-steps: invalid int value: 'ten'`` as
+    ``--max_steps: invalid int value: 'ten'``; other messages as they are."""
+    if message.startswith("argument ") and ": " in message:
+        flags, reason = message[len("argument ") :].split(": ", 1)
+        return f"{flags.split('/')[0]}: {reason}"
+    return message
+
+
+def load_recipe_file(path: str | Path) -> dict:
+    """A recipe file as a mapping, without the ``run_info`` record a run folder's copy carries."""
+    from train.run_folder import RUN_INFO_KEY
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path} must be a YAML mapping of keys to values")
+    data.pop(RUN_INFO_KEY, None)
+    return data
+
+
 def parse_recipe(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, ScriptArguments, HmerTrainingArguments]:
     """Parse ``--config RECIPE [--key value ...]`` into the three dataclasses and validate them."""
-    from trl import TrlParser
-
-    argv = list(argv) if argv is not None else None
-    if argv is not None and "--config" in argv:
-        path = Path(argv[argv.index("--config") + 1])
-        if not path.is_file():
-            raise RecipeError(f"recipe {path} not found")
-    parser = TrlParser(RECIPE_DATACLASSES)
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = _RecipeParser.build()
+    if "--config" in args:
+        i = args.index("--config")
+        if i + 1 >= len(args):
+            raise RecipeError("--config needs a recipe file")
+        config = load_recipe_file(args[i + 1])
+        del args[i : i + 2]
+        unknown = parser.set_defaults_with_config(**config)
+        if unknown:
+            names = ", ".join(sorted({u[2:] for u in unknown[::2]}))
+            raise RecipeError(f"unknown recipe key(s): {names}")
     try:
-        model_args, script_args, training_args = parser.parse_args_and_config(argv)
+        model_args, script_args, training_args = parser.parse_args_into_dataclasses(args=args)
     except ValueError as err:
-        raise RecipeError(str(err)) from err
+        raise RecipeError(str(err).splitlines()[0]) from err
     validate(model_args, script_args, training_args)
     return model_args, script_args, training_args
+
+
+_SIMPLE_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _expected_types(annotation) -> tuple[type, ...] | None:
+    """The plain types a field accepts (None: not a plain field, e.g. a dict or an enum)."""
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    plain = tuple(m for m in members if m is not type(None))
+    return plain if plain and all(m in _SIMPLE_TYPES for m in plain) else None
+
+
+def check_types(*dataclass_objects) -> None:
+    """Every plain-typed key holds a value of its type: YAML values skip argparse's conversion, so
+    ``lora_r: 8.5`` or ``use_peft: "no"`` would otherwise reach training as they are."""
+    for obj in dataclass_objects:
+        hints = typing.get_type_hints(type(obj))
+        for field in dataclasses.fields(obj):
+            expected = _expected_types(hints.get(field.name))
+            value = getattr(obj, field.name)
+            if expected is None or value is None:
+                continue
+            ok = any(
+                (isinstance(value, t) and not (t is not bool and isinstance(value, bool)))
+                or (t is float and isinstance(value, int) and not isinstance(value, bool))
+                for t in expected
+            )
+            if not ok:
+                what = " or ".join(_SIMPLE_TYPES[t] for t in expected)
+                hint = (
+                    " (YAML reads 1e-5 as a string: write 1.0e-5)"
+                    if isinstance(value, str) and float in expected
+                    else ""
+                )
+                raise RecipeError(f"{field.name} must be {what}, not {value!r}{hint}")
+
+
+#: Keys that must be positive (> 0) and keys that must not be negative.
+POSITIVE_KEYS = (
+    "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "lora_r", "lora_alpha", "max_length", "min_pixels", "max_pixels",
+    "logging_steps", "save_steps", "eval_max_items", "eval_max_new_tokens",
+)  # fmt: skip
+NON_NEGATIVE_KEYS = (
+    "num_train_epochs", "warmup_steps", "weight_decay", "max_grad_norm", "lora_dropout", "seed",
+    "dataloader_num_workers", "save_total_limit", "vision_learning_rate", "merger_learning_rate",
+    "eval_holdout", "max_train_samples", "eval_steps",
+)  # fmt: skip
+
+
+def check_ranges(*dataclass_objects) -> None:
+    for obj in dataclass_objects:
+        for name in POSITIVE_KEYS + NON_NEGATIVE_KEYS:
+            value = getattr(obj, name, None)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if name in POSITIVE_KEYS and value <= 0:
+                raise RecipeError(f"{name} must be greater than 0, not {value!r}")
+            if value < 0:
+                raise RecipeError(f"{name} must not be negative, not {value!r}")
+    training_args = dataclass_objects[-1]
+    if getattr(training_args, "max_steps", -1) not in (-1,) and training_args.max_steps <= 0:
+        raise RecipeError(
+            f"max_steps must be a positive number of steps (or -1 for epochs), not {training_args.max_steps}"
+        )
+    model_args = dataclass_objects[0]
+    if getattr(model_args, "lora_dropout", 0) and model_args.lora_dropout >= 1:
+        raise RecipeError(f"lora_dropout must be below 1, not {model_args.lora_dropout}")
+
+
+#: report_to names -> the module that must be importable for it.
+TRACKER_MODULES = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "trackio": ("trackio",),
+    "mlflow": ("mlflow",),
+    "comet_ml": ("comet_ml",),
+    "clearml": ("clearml",),
+    "swanlab": ("swanlab",),
+    "neptune": ("neptune",),
+    "codecarbon": ("codecarbon",),
+    "dvclive": ("dvclive",),
+}
+
+
+def check_trackers(report_to) -> None:
+    """A tracker named in ``report_to`` that is not installed is a one-line error at parse time
+    (transformers would raise deep in ``Trainer.__init__``)."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        if name in ("none", "all", None):
+            continue
+        modules = TRACKER_MODULES.get(name)
+        if modules is None:
+            raise RecipeError(
+                f"report_to names an unknown tracker {name!r}; known: none, {', '.join(TRACKER_MODULES)}"
+            )
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            raise RecipeError(
+                f"report_to names {name}, which is not installed: `pip install {modules[0]}` or set report_to: none"
+            )
 
 
 def validate(
     model_args: ModelArguments, script_args: ScriptArguments, training_args: TrainingArguments
 ) -> None:
     """Refuse combinations that cannot train, naming the key."""
+    check_types(model_args, script_args, training_args)
+    check_ranges(model_args, script_args, training_args)
+    check_trackers(training_args.report_to)
     if not model_args.model_name_or_path:
         raise RecipeError("model_name_or_path is required")
     if not script_args.dataset_dir:
@@ -186,11 +362,35 @@ def validate(
         raise RecipeError("vision_learning_rate is set but freeze_vision_tower is true")
     if model_args.freeze_merger and model_args.merger_learning_rate is not None:
         raise RecipeError("merger_learning_rate is set but freeze_merger is true")
+    validate_eval(script_args, training_args)
     if script_args.max_length < 64:
         raise RecipeError(f"max_length {script_args.max_length} is too small for an image prompt")
     script_args.bounds  # noqa: B018 -- raises ValueError on impossible pixel bounds
     if script_args.accelerate_config and not Path(script_args.accelerate_config).is_file():
         raise RecipeError(f"accelerate_config {script_args.accelerate_config} not found")
+
+
+def validate_eval(script_args: ScriptArguments, training_args: TrainingArguments) -> None:
+    """Validation keys agree: an eval split and an eval schedule come together."""
+    strategy = str(getattr(training_args.eval_strategy, "value", training_args.eval_strategy))
+    has_eval = script_args.eval_split is not None or script_args.eval_holdout is not None
+    if script_args.eval_split is not None and script_args.eval_holdout is not None:
+        raise RecipeError("set eval_split (a named split) or eval_holdout (part of train), not both")
+    if strategy != "no" and not has_eval:
+        raise RecipeError(
+            f"eval_strategy {strategy} needs validation data: set eval_split (e.g. crohme2014) or eval_holdout (e.g. 0.05)"
+        )
+    if has_eval and strategy == "no":
+        raise RecipeError(
+            "eval_split/eval_holdout is set but eval_strategy is no: set eval_strategy: steps and eval_steps: N"
+        )
+    best = training_args.metric_for_best_model
+    if (
+        training_args.load_best_model_at_end
+        and best
+        and best.removeprefix("eval_") not in ("loss", "exprate")
+    ):
+        raise RecipeError(f"metric_for_best_model must be loss or exprate, not {best!r}")
 
 
 def global_batch_size(training_args: TrainingArguments, num_processes: int) -> int:

@@ -106,6 +106,27 @@ def check_source(path: str | Path, export_format: str) -> ModelSource:
     raise ExportError(f"{path} is neither a LoRA adapter folder (no {ADAPTER_CONFIG}) nor a model folder")
 
 
+def check_group_size(source: ModelSource, group_size: int) -> None:
+    """GPTQ groups split each quantised Linear's input width: a group size that does not divide
+    the language model's widths fails deep inside llm-compressor, so refuse it here in one line."""
+    if group_size < 1:
+        raise ExportError(f"--group-size must be a positive integer, not {group_size}")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source.base)
+    except OSError as err:
+        raise ExportError(f"cannot read the model config of {source.base!r}: {err}") from None
+    text = getattr(config, "text_config", None) or config
+    widths = {"hidden_size": text.hidden_size, "intermediate_size": text.intermediate_size}
+    bad = {name: width for name, width in widths.items() if width % group_size}
+    if bad:
+        divisors = [g for g in (32, 64, 128, 256) if all(w % g == 0 for w in widths.values())]
+        hint = f"; use --group-size {max(divisors)}" if divisors else ""
+        shown = ", ".join(f"{name} {width}" for name, width in bad.items())
+        raise ExportError(f"--group-size {group_size} does not divide the model's {shown}{hint}")
+
+
 def weights_size(folder: str | Path) -> int:
     """Bytes of the weight files (``*.safetensors``) in ``folder``."""
     return sum(p.stat().st_size for p in Path(folder).glob("*.safetensors"))
@@ -156,11 +177,41 @@ def _recipe_path(source: ModelSource, recipe: str | None) -> Path | None:
         if not path.is_file():
             raise ExportError(f"recipe {path} does not exist")
         return path
-    if source.adapter:
-        for name in RECIPE_NAMES:
-            if (Path(source.adapter) / name).is_file():
-                return Path(source.adapter) / name
+    # train.sft writes the resolved recipe into the run folder (the adapter's, or a full model's).
+    for folder in (source.adapter, source.base):
+        if folder and Path(folder).is_dir():
+            for name in RECIPE_NAMES:
+                if (Path(folder) / name).is_file():
+                    return Path(folder) / name
     return None
+
+
+def _copy_training_items(staging: Path, source: ModelSource) -> None:
+    """Carry the run folder's list of training images into the export, so evaluating the export
+    still warns about test items it was trained on (eval.provenance.training_overlap)."""
+    import shutil
+
+    from train.run_folder import TRAINING_ITEMS
+
+    for folder in (source.adapter, source.base):
+        if folder and (Path(folder) / TRAINING_ITEMS).is_file():
+            shutil.copy2(Path(folder) / TRAINING_ITEMS, staging / TRAINING_ITEMS)
+            return
+
+
+def _recorded_data(recipe: Path | None) -> str | None:
+    """The dataset a run folder's recipe names (``dataset_dir``, ``train_split``)."""
+    if recipe is None:
+        return None
+    import yaml
+
+    try:
+        keys = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return None
+    if not isinstance(keys, dict) or not keys.get("dataset_dir"):
+        return None
+    return f"`{keys['dataset_dir']}` (split `{keys.get('train_split', 'train')}`)"
 
 
 # --------------------------------------------------------------------------- #
@@ -187,6 +238,7 @@ def _write_card(
     usage: str = "",
 ) -> None:
     recipe = _recipe_path(source, card.recipe)
+    _copy_training_items(staging, source)
     summary = load_eval_summary(card.eval_summary) if card.eval_summary else None
     write_model_card(
         staging,
@@ -197,7 +249,7 @@ def _write_card(
             adapter=source.adapter,
             recipe_path=str(recipe) if recipe else None,
             recipe_text=recipe.read_text(encoding="utf-8") if recipe else None,
-            data=card.data,
+            data=card.data or _recorded_data(recipe),
             eval_summary=summary,
             eval_summary_path=card.eval_summary,
             size_bytes=weights_size(staging),
@@ -436,6 +488,7 @@ def export_w4a16(
     (a few hundred images with their prompts and answers).
     """
     source = check_source(source_dir, "w4a16")
+    check_group_size(source, group_size)
     oneshot, GPTQModifier = _require_llmcompressor()
     examples = calibration_examples(
         dataset_dir=calibration_data,

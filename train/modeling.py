@@ -75,6 +75,36 @@ def resolve_source(name_or_path: str) -> ModelSource:
     return ModelSource(base=name_or_path)
 
 
+_HUB_CHECKED: set[str] = set()
+
+
+def check_hub_reachable(name: str, timeout: float = 3.0) -> None:
+    """For a hub id, fail in one line when the hub cannot be reached instead of letting
+    huggingface_hub retry for minutes. Offline mode (``HF_HUB_OFFLINE=1``) and local folders skip
+    the check (offline loads use the local cache)."""
+    import socket
+    from urllib.parse import urlparse
+
+    if Path(name).exists():
+        return
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    if host in _HUB_CHECKED:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ModelLoadError(
+            f"cannot reach the Hugging Face hub ({host}: {err.strerror or err}) to fetch {name!r}: set "
+            "HF_HUB_OFFLINE=1 to use models already in the local cache, or give a local model folder"
+        ) from None
+    _HUB_CHECKED.add(host)
+
+
 # --------------------------------------------------------------------------- #
 # Processor
 # --------------------------------------------------------------------------- #
@@ -148,6 +178,7 @@ def load_processor(
     never used, so evaluation matches training.
     """
     path = resolve_source(name_or_path).processor_path
+    check_hub_reachable(path)
     if bounds is None:
         bounds = saved_bounds(name_or_path) or DEFAULT_BOUNDS
     processor = None
@@ -269,6 +300,7 @@ def load_model(
     from transformers import AutoModelForImageTextToText
 
     source = resolve_source(name_or_path)
+    check_hub_reachable(source.base)
     kwargs: dict[str, Any] = {
         "dtype": _torch_dtype(dtype),
         "trust_remote_code": trust_remote_code,
@@ -306,3 +338,26 @@ def load_model_and_processor(
     )
     model = load_model(name_or_path, **model_kwargs)
     return model, processor
+
+
+def weights_sha256(name_or_path: str) -> str:
+    """A SHA-256 over the weights a model folder or adapter folder loads (file names and bytes of
+    its ``*.safetensors``, an adapter's base included); ``hub:<id>`` for a hub id, which is not
+    downloaded for this. Predictions record it, so a folder retrained in place is told apart."""
+    import hashlib
+
+    source = resolve_source(name_or_path)
+    digest = hashlib.sha256()
+    for folder in [source.base, source.adapter]:
+        if folder is None:
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            digest.update(f"hub:{folder}".encode())
+            continue
+        for file in sorted(path.glob("*.safetensors")):
+            digest.update(file.name.encode())
+            with file.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()

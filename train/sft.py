@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from train.checkpoints import CheckpointLoadError
 from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments, parse_recipe
 from train.modeling import ModelLoadError
+from train.run_folder import RunMismatch
 
 logger = logging.getLogger("train.sft")
 
@@ -30,13 +32,84 @@ def load_train_dataset(script_args: ScriptArguments):
 
     try:
         dataset = load_split(script_args.dataset_dir, script_args.train_split)
-    except (FileNotFoundError, KeyError, RuntimeError) as err:
+    except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
         raise RecipeError(f"cannot load the training data: {err}") from err
     if script_args.max_train_samples is not None:
         dataset = dataset.select(range(min(script_args.max_train_samples, len(dataset))))
     if len(dataset) == 0:
         raise RecipeError(f"split {script_args.train_split!r} of {script_args.dataset_dir} is empty")
     return dataset
+
+
+def load_eval_dataset(script_args: ScriptArguments, train_dataset, seed: int):
+    """``(train, eval)``: the validation rows the recipe asks for (None without validation keys)."""
+    from data_prep.dataset import load_split
+    from train.validation import holdout_split
+
+    if script_args.eval_holdout is not None:
+        train_dataset, eval_dataset = holdout_split(train_dataset, script_args.eval_holdout, seed)
+        logger.info("validation: %d rows held out of the training split", len(eval_dataset))
+        return train_dataset, eval_dataset
+    if script_args.eval_split is None:
+        return train_dataset, None
+    try:
+        eval_dataset = load_split(script_args.dataset_dir, script_args.eval_split)
+    except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
+        raise RecipeError(f"cannot load the eval_split: {err}") from err
+    return train_dataset, eval_dataset
+
+
+def readable_rows(dataset, name: str = "training"):
+    """``(dataset, items, skipped)``: rows whose image decodes, the ``{id, source, image_sha256}``
+    record of each, and the number of rows left out because their image is unreadable.
+
+    Every image is decoded once before the first step, so a corrupt one is a counted, reported
+    skip instead of a crash at step 43 of 60, and the rows (hence the data order) are the same on
+    every resume.
+    """
+    import datasets
+    from tqdm import tqdm
+
+    from data_prep.images import ImageError, decode_image
+    from train.run_folder import image_sha256
+
+    raw = dataset.cast_column("image", datasets.Image(decode=False)).select_columns(
+        [c for c in ("id", "source", "image") if c in dataset.column_names]
+    )
+    verdicts: dict[str, bool] = {}
+    keep, items, skipped = [], [], []
+    for index, row in enumerate(tqdm(raw, desc=f"checking {name} images", unit="row", mininterval=2)):
+        image = row["image"] or {}
+        data = image.get("bytes")
+        if data is None and image.get("path"):
+            try:
+                data = Path(image["path"]).read_bytes()
+            except OSError:
+                data = None
+        digest = image_sha256(data) if data else None
+        if digest is not None and digest not in verdicts:
+            try:
+                decode_image(data, row["id"])
+                verdicts[digest] = True
+            except ImageError as err:
+                logger.warning("skipping %s row %s: %s", name, row["id"], err)
+                verdicts[digest] = False
+        if digest is None or not verdicts[digest]:
+            if digest is None:
+                logger.warning("skipping %s row %s: it has no image", name, row["id"])
+            skipped.append(row["id"])
+            continue
+        keep.append(index)
+        items.append({"id": row["id"], "source": row.get("source"), "image_sha256": digest})
+    if skipped:
+        logger.warning(
+            "%d %s row(s) have an unreadable or missing image and are left out (first: %s)",
+            len(skipped),
+            name,
+            ", ".join(map(str, skipped[:5])),
+        )
+        dataset = dataset.select(keep)
+    return dataset, items, len(skipped)
 
 
 def resume_checkpoint(script_args: ScriptArguments, training_args: HmerTrainingArguments) -> str | None:
@@ -59,6 +132,13 @@ def resume_checkpoint(script_args: ScriptArguments, training_args: HmerTrainingA
     return str(found) if found else None
 
 
+def finished_summary(output_dir: Path) -> dict[str, Any] | None:
+    from train.callbacks import RUN_SUMMARY
+
+    path = output_dir / RUN_SUMMARY
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def train(
     model_args: ModelArguments,
     script_args: ScriptArguments,
@@ -67,31 +147,70 @@ def train(
     callbacks: Sequence[Any] = (),
     recipe: str | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune as the recipe says; returns the run summary (also written to the output folder)."""
+    """Fine-tune as the recipe says; returns the run summary (also written to the output folder).
+
+    The run folder is checked first: other settings than the ones it started with are refused
+    (:class:`train.run_folder.RunMismatch`); a finished run is not trained again.
+    """
     from transformers import set_seed
 
     from data_prep.io_utils import write_text_atomic
     from train.callbacks import RUN_SUMMARY, RunSummaryCallback, SaveProcessorCallback
     from train.checkpoints import CheckpointCompleteCallback
+    from train.curves import TrainingCurvesCallback
     from train.engines import get_build_trainer, select_engine
     from train.modeling import save_processor
+    from train.run_folder import check_rerun, resolved_recipe, write_recipe, write_training_items
+
+    output_dir = Path(training_args.output_dir)
+    main_process = training_args.process_index == 0
+    settings = resolved_recipe(model_args, script_args, training_args)
+    known = check_rerun(output_dir, settings)
+    done = finished_summary(output_dir) if known else None
+    if done is not None:
+        logger.info(
+            "%s already holds a finished run (step %s, %s); nothing to do. Give a new --output_dir "
+            "to train again",
+            output_dir,
+            done.get("global_step"),
+            RUN_SUMMARY,
+        )
+        return {**done, "already_finished": True}
+    if main_process and not known:
+        logger.info("resolved recipe written to %s", write_recipe(output_dir, settings))
 
     set_seed(training_args.seed)
     engine, reason = select_engine(model_args, training_args)
     logger.info("engine: %s (%s)", engine, reason)
     if train_dataset is None:
         train_dataset = load_train_dataset(script_args)
+    train_dataset, eval_dataset = load_eval_dataset(script_args, train_dataset, training_args.seed)
+    train_dataset, items, unreadable = readable_rows(train_dataset)
+    if len(train_dataset) == 0:
+        raise RecipeError(f"no training row of {script_args.dataset_dir} has a readable image")
+    if eval_dataset is not None:
+        eval_dataset, _, eval_unreadable = readable_rows(eval_dataset, "validation")
+    if main_process:
+        write_training_items(output_dir, items)
     logger.info("training samples: %d from %s", len(train_dataset), script_args.dataset_dir)
     checkpoint = resume_checkpoint(script_args, training_args)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
 
+    if eval_dataset is not None and engine != "trl":
+        raise RecipeError(
+            f"validation while training (eval_split/eval_holdout) runs on engine trl, not {engine}"
+        )
     build_trainer = get_build_trainer(engine)
-    trainer, processor = build_trainer(model_args, script_args, training_args, train_dataset, list(callbacks))
+    extra = {"eval_dataset": eval_dataset} if eval_dataset is not None else {}
+    trainer, processor = build_trainer(
+        model_args, script_args, training_args, train_dataset, list(callbacks), **extra
+    )
     summary_callback = RunSummaryCallback(engine, recipe)
     # Order matters: the completeness marker is written after the processor files.
     trainer.add_callback(SaveProcessorCallback(processor))
     trainer.add_callback(CheckpointCompleteCallback())
+    trainer.add_callback(TrainingCurvesCallback())
     trainer.add_callback(summary_callback)
     world = training_args.world_size
     logger.info(
@@ -103,11 +222,21 @@ def train(
     )
     trainer.train(resume_from_checkpoint=checkpoint)
 
-    output_dir = Path(training_args.output_dir)
     trainer.save_model(str(output_dir))
     summary = dict(summary_callback.summary or {})
     summary["resumed_from"] = checkpoint
-    summary["skipped_samples"] = dict(getattr(trainer.data_collator, "skipped", {}) or {})
+    skipped = dict(getattr(trainer.data_collator, "skipped", {}) or {})
+    if unreadable:
+        skipped["unreadable_image"] = skipped.get("unreadable_image", 0) + unreadable
+    summary["skipped_samples"] = skipped
+    summary["training_rows"] = len(train_dataset)
+    if eval_dataset is not None:
+        summary["validation"] = {
+            "rows": len(trainer.eval_dataset),
+            "unreadable_images": eval_unreadable,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_metric": trainer.state.best_metric,
+        }
     if trainer.is_world_process_zero():
         save_processor(processor, output_dir)
         # Written last: its presence says the final model and processor are complete.
@@ -127,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recipe = argv[argv.index("--config") + 1] if "--config" in argv else None
     try:
         summary = train(model_args, script_args, training_args, recipe=recipe)
-    except RecipeError as err:
+    except (RecipeError, RunMismatch, CheckpointLoadError) as err:
         logger.error("%s", err)
         return 2
     except ModelLoadError as err:
@@ -140,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"the last complete checkpoint is {last}" if last else "no checkpoint was complete yet"
         logger.error("interrupted: %s; run the same command again to resume", where)
         return 130
+    if summary.get("already_finished"):
+        return 0
     logger.info(
         "done: %s steps, final loss %s, %.2f samples/s",
         summary.get("global_step"),

@@ -22,12 +22,11 @@ from typing import Any
 from PIL import Image
 
 from data_prep.contract import DEFAULT_BOUNDS, ImageBounds
+from train.generation import STOP_TOKENS, stop_token_ids  # noqa: F401 -- shared with training
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "hf", "vllm")
-#: Qwen's end-of-turn and end-of-text tokens: generation stops at either, in every backend.
-STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,21 +110,6 @@ class Backend:
 def _check_lengths(images: Sequence[Any], prompts: Sequence[str]) -> None:
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-
-
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """Ids of :data:`STOP_TOKENS` the tokenizer knows (the eos token first), for every backend."""
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-    ids: list[int] = []
-    candidates = [tokenizer.eos_token, *STOP_TOKENS] if tokenizer.eos_token else list(STOP_TOKENS)
-    vocab = tokenizer.get_vocab()
-    for token in candidates:
-        token_id = vocab.get(token)
-        if token_id is not None and token_id not in ids:
-            ids.append(token_id)
-    if not ids:
-        raise ValueError("the tokenizer has neither an eos token nor Qwen's <|im_end|>/<|endoftext|>")
-    return ids
 
 
 def vllm_importable() -> bool:

@@ -80,41 +80,21 @@ class HFBackend(Backend):
 
     def generation_config(self, **sampling: Any):
         """Greedy (or the given sampling) settings, independent of the model's own defaults."""
-        from transformers import GenerationConfig
+        from train.generation import generation_config
 
-        config = GenerationConfig(
-            max_new_tokens=self.options.max_new_tokens,
-            do_sample=bool(sampling),
-            eos_token_id=self.stop_ids,
-            pad_token_id=self.pad_id,
-            repetition_penalty=1.0,
-            **sampling,
+        return generation_config(
+            self.tokenizer, self.options.max_new_tokens, self.options.ignore_eos, **sampling
         )
-        if self.options.ignore_eos:
-            config.min_new_tokens = self.options.max_new_tokens
-        return config
 
     def _run(self, images: list[Image.Image], prompts: list[str], n: int, **sampling: Any) -> list[str]:
         """``n`` decoded answers per pair, in order, one ``generate`` call per ``batch_size`` pairs."""
-        from train.inputs import encode_for_generation
+        from train.generation import generate_texts
 
         config = self.generation_config(**sampling)
         config.num_return_sequences = n
-        texts: list[str] = []
-        size = self.options.batch_size
-        for start in range(0, len(images), size):
-            batch = encode_for_generation(
-                self.processor,
-                images[start : start + size],
-                prompts[start : start + size],
-                self.options.bounds,
-            )
-            batch = {k: v.to(self.input_device) if hasattr(v, "to") else v for k, v in batch.items()}
-            with self._torch.inference_mode():
-                out = self.model.generate(**batch, generation_config=config)
-            new_tokens = out[:, batch["input_ids"].shape[1] :]
-            texts += self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return texts
+        return generate_texts(
+            self.model, self.processor, images, prompts, config, self.options.bounds, self.options.batch_size
+        )
 
     def _generate(self, images: list[Image.Image], prompts: list[str]) -> list[str]:
         return self._run(images, prompts, n=1)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from train.checkpoints import load_full_checkpoint
 from train.collator import VisionSFTCollator
 from train.config import HmerTrainingArguments, ModelArguments, ScriptArguments
 from train.modeling import load_model, load_processor
@@ -83,11 +84,46 @@ class VisionSFTTrainer(Trainer):
         *args,
         vision_learning_rate: float | None = None,
         merger_learning_rate: float | None = None,
+        validator=None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.vision_learning_rate = vision_learning_rate
         self.merger_learning_rate = merger_learning_rate
+        #: ``validator(model) -> {"exprate": ...}`` (train.validation.Validator), run at each evaluation.
+        self.validator = validator
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        if self.validator is not None:
+            prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+            scores = self.validator(self.model)
+            output.metrics.update({f"{prefix}_{name}": value for name, value in scores.items()})
+        return output
+
+    def _plain_full_model(self, folder: str) -> bool:
+        """A full model saved by ``save_pretrained`` and reloaded without DeepSpeed/FSDP/PEFT."""
+        from pathlib import Path
+
+        from peft import PeftModel
+
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or isinstance(self.model, PeftModel):
+            return False
+        folder = Path(folder)
+        return (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        # The Trainer's own reload misses every key of a transformers-5 checkpoint (see
+        # train.checkpoints.load_full_checkpoint); adapters and DeepSpeed states load fine there.
+        if self._plain_full_model(resume_from_checkpoint):
+            return load_full_checkpoint(self.model if model is None else model, resume_from_checkpoint)
+        return super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self):
+        if self._plain_full_model(self.state.best_model_checkpoint):
+            logger.info("loading the best model from %s", self.state.best_model_checkpoint)
+            return load_full_checkpoint(self.model, self.state.best_model_checkpoint)
+        return super()._load_best_model()
 
     def create_optimizer(self, model=None):
         if self.vision_learning_rate is None and self.merger_learning_rate is None:
@@ -160,14 +196,35 @@ def build_trainer(
     training_args: HmerTrainingArguments,
     train_dataset,
     callbacks: list | None = None,
+    eval_dataset=None,
 ) -> tuple[Trainer, Any]:
-    """A ready-to-train :class:`VisionSFTTrainer` and the processor to save beside the weights."""
+    """A ready-to-train :class:`VisionSFTTrainer` and the processor to save beside the weights.
+
+    With ``eval_dataset``, evaluations report its loss and the greedy ExpRate of its first
+    ``eval_max_items`` main-task images (:mod:`train.validation`).
+    """
+    from train.validation import Validator, cap_loss_rows, exprate_items
+
     model, processor = load_for_training(model_args, script_args, training_args)
     collator = VisionSFTCollator(processor, bounds=script_args.bounds, max_length=script_args.max_length)
+    validator = None
+    if eval_dataset is not None:
+        items = exprate_items(eval_dataset, script_args.eval_max_items)
+        validator = Validator(
+            processor,
+            items,
+            script_args.bounds,
+            max_new_tokens=script_args.eval_max_new_tokens,
+            batch_size=training_args.per_device_eval_batch_size,
+        )
+        eval_dataset = cap_loss_rows(eval_dataset, items)
+        logger.info("validation: loss on %d rows, ExpRate on %d images", len(eval_dataset), len(items))
     trainer = VisionSFTTrainer(
         model=model,
         args=training_args,
         train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        validator=validator,
         data_collator=collator,
         processing_class=processor.tokenizer,
         callbacks=callbacks,
