@@ -213,10 +213,10 @@ def test_contamination_exclusions_cite_the_caption_file_and_line(tmp_path):
     line_of = {line.split("\t")[0]: number for number, line in enumerate(captions, 1) if line.strip()}
     overlapping = list(line_of)[3:5]
     test_root = tmp_path / "fake_test"
-    (test_root / "img").mkdir(parents=True)
+    (test_root / "test" / "img").mkdir(parents=True)
     for name in overlapping:
-        shutil.copy(SAMPLE / "off_image_test" / f"{name}_0.bmp", test_root / "img" / f"{name}.bmp")
-    (test_root / "caption.txt").write_text(
+        shutil.copy(SAMPLE / "off_image_test" / f"{name}_0.bmp", test_root / "test" / "img" / f"{name}.bmp")
+    (test_root / "test" / "caption.txt").write_text(
         "".join(line + "\n" for line in captions if line.split("\t")[0] in overlapping)
     )
     recipe = parse_recipe(

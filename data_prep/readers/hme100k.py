@@ -16,6 +16,7 @@ from data_prep.latex import has_cjk
 from data_prep.readers.common import (
     ReadCursor,
     RecordMaker,
+    check_invert,
     find_path,
     index_images,
     iter_tab_labels,
@@ -55,6 +56,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     drop_cjk: bool = False,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one HME100K split (``train`` or ``test``).
@@ -64,6 +66,9 @@ def read(
             or ``root``).
         images_dir: image folder instead of ``<split>_images/`` beside the labels.
         drop_cjk: reject labels containing CJK characters (reason ``cjk_label``).
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -73,9 +78,10 @@ def read(
     """
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
+    invert = check_invert(invert, SOURCE)
     labels, images = locate(root, split, labels_file, images_dir)
     index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), cursor=cursor)
+    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), invert=invert, cursor=cursor)
     for line, name, label in iter_tab_labels(labels, SOURCE, rejects):
         cjk = has_cjk(label)
         if cjk and drop_cjk:
