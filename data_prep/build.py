@@ -22,35 +22,35 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import hashlib
-import io
 import json
 import logging
 import multiprocessing
 import os
-import random
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
 from tqdm.auto import tqdm
 
-from data_prep.contamination import ContaminationIndex, Fingerprint, Match, fingerprint
-from data_prep.contract import TASK_MAIN, Record, record_features
-from data_prep.io_utils import atomic_output, write_json_atomic
-from data_prep.recipe import (
-    DERIVED_TASKS,
-    ERROR_TASKS,
-    DataRecipe,
-    RecipeError,
-    SourceSpec,
-    TaskSpec,
-    load_recipe,
+from data_prep.build_records import (
+    Prepared,
+    RecordProcessor,
+    StreamItem,
+    init_worker,
+    learned_confusions,
+    process_item,
+    stable_fraction,
+    where_of,
+    work,
 )
+from data_prep.build_safety import check_output_dir, remove_own_files
+from data_prep.build_state import ShardStats, rejects_from_state, rejects_to_state
+from data_prep.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.contract import Record, record_features
+from data_prep.io_utils import atomic_output, write_json_atomic
+from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec, load_recipe
 from data_prep.rejects import Reject, Rejects, TooManyRejects
 
 if TYPE_CHECKING:
@@ -60,273 +60,15 @@ logger = logging.getLogger("data_prep.build")
 
 MANIFEST = "manifest.json"
 #: Bumped when the manifest's meaning changes (2: a source's position counts the reader's items,
-#: see ``ReadCursor``, not the records it yielded); an older manifest is rebuilt, not misread.
-MANIFEST_FORMAT = 2
+#: see ``ReadCursor``, not the records it yielded; 3: shard statistics count reader records and
+#: inverted images); an older manifest is rebuilt, not misread.
+MANIFEST_FORMAT = 3
 WORK_DIR = ".build"
 SHARD_PATTERN = "shard-{index:05d}-of-{total:05d}.parquet"
-#: zlib level 1: about 3x faster than the default 6 for ~10 % larger PNGs (see benchmarks).
-PNG_COMPRESS_LEVEL = 1
 #: Rows per parquet row group (what `datasets` itself uses for image datasets).
 PARQUET_ROW_GROUP = 100
 #: Records in flight between the reader and the writer when encoding in worker processes.
 MAX_IN_FLIGHT = 256
-
-
-# --------------------------------------------------------------------------- #
-# Small helpers
-# --------------------------------------------------------------------------- #
-
-
-def stable_fraction(*parts: Any) -> float:
-    """A number in [0, 1) fixed by ``parts``: seeded, order-free sampling of records."""
-    digest = hashlib.sha1(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def encode_png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
-
-
-def as_image(value: Any) -> Image.Image:
-    """A record's image as an ``L`` or ``RGB`` PIL image (readers may also give bytes or a path)."""
-    from data_prep.images import decode_image, on_white
-
-    if isinstance(value, (str, Path)):
-        value = Path(value).read_bytes()
-    if isinstance(value, (bytes, bytearray)):
-        value = decode_image(bytes(value))
-    if not isinstance(value, Image.Image):
-        raise ValueError(f"unsupported image value of type {type(value).__name__}")
-    return on_white(value)
-
-
-def _where(record: Record) -> tuple[str, int | None]:
-    """File and line to cite for a record in a rejection (what the reader recorded in ``meta``).
-
-    Readers of label files record ``label_file`` and its ``line``; others name the file the record
-    came from (``image_file``, ``inkml_file`` ...).
-    """
-    meta = record.meta
-    line = meta.get("line") if isinstance(meta.get("line"), int) else None
-    for key in ("label_file", "image_file", "inkml_file", "file", "path", "caption_file"):
-        if meta.get(key):
-            return str(meta[key]), line
-    return record.id, None
-
-
-class _ListRejects(Rejects):
-    """Keeps every rejection so a worker process can hand them back to the parent."""
-
-    def __init__(self) -> None:
-        super().__init__(log=False)
-        self.items: list[Reject] = []
-
-    def add(self, source, reason, file, line=None, detail="") -> None:  # noqa: D401 - same API
-        super().add(source, reason, file, line, detail)
-        self.items.append(Reject(source, reason, str(file), line, detail[:300]))
-
-
-def rejects_to_state(rejects: Rejects) -> dict[str, Any]:
-    return {
-        "counts": [[s, r, n] for (s, r), n in rejects.counts.items()],
-        "examples": [dataclasses.asdict(x) for items in rejects.examples.values() for x in items],
-    }
-
-
-def rejects_from_state(state: dict[str, Any] | None, rejects: Rejects) -> Rejects:
-    """Restore counts and examples saved with a shard into ``rejects`` (which is returned)."""
-    if state:
-        for source, reason, n in state["counts"]:
-            rejects.counts[(source, reason)] = n
-        for example in state["examples"]:
-            reject = Reject(**example)
-            rejects.examples[(reject.source, reject.reason)].append(reject)
-    return rejects
-
-
-# --------------------------------------------------------------------------- #
-# Per-record work (runs in worker processes when num_proc > 1)
-# --------------------------------------------------------------------------- #
-
-
-@dataclasses.dataclass
-class Prepared:
-    """A main record made ready to write: encoded image, fingerprint, derived task records."""
-
-    record: Record
-    png: bytes
-    width: int
-    height: int
-    print_: Fingerprint
-    derived: list[Record]
-    rejects: list[Reject]
-
-
-def learned_confusions(path: str | Path, where: str) -> ConfusionTable:
-    """The built-in confusion table plus the learned one at ``path`` (a
-    :meth:`ConfusionTable.to_json` file); a :class:`RecipeError` naming ``where`` when unusable."""
-    from data_prep.confusions import ConfusionTable
-
-    if not Path(path).is_file():
-        raise RecipeError(
-            f"{where}: confusion table {path} does not exist (write one with python -m eval.mine_errors "
-            "or python -m data_prep.confusions)"
-        )
-    try:
-        learned = ConfusionTable.from_json(path)
-    except (OSError, ValueError) as err:
-        raise RecipeError(f"{where}: {err}") from None
-    logger.info(
-        "%s: %d learned confusion pairs from %s, added to the built-in table", where, len(learned), path
-    )
-    return ConfusionTable.builtin().merged(learned)
-
-
-class RecordProcessor:
-    """Fingerprint + PNG-encode one main record's image and derive its auxiliary records.
-
-    ``confusions``: per error task, the table its synthetic errors draw substitutions from
-    (absent: the built-in table).
-    """
-
-    def __init__(
-        self,
-        seed: int,
-        source: str,
-        tasks: dict[str, TaskSpec],
-        predictions: dict[str, dict[str, list[str]]],
-        confusions: dict[str, ConfusionTable] | None = None,
-    ):
-        self.seed = seed
-        self.source = source
-        self.tasks = tasks
-        self.predictions = predictions
-        self.confusions = confusions or {}
-
-    def chosen(self, task: str, record_id: str) -> bool:
-        spec = self.tasks[task]
-        return spec.fraction >= 1 or stable_fraction(self.seed, self.source, task, record_id) < spec.fraction
-
-    def derive(self, record: Record, rejects: Rejects) -> list[Record]:
-        derived: list[Record] = []
-        if any(task in self.tasks for task in DERIVED_TASKS):
-            from data_prep.tasks import AUX_TASK_BUILDERS
-
-            for task in DERIVED_TASKS:
-                if task in self.tasks and self.chosen(task, record.id):
-                    try:
-                        derived.append(AUX_TASK_BUILDERS[task](record))
-                    except ValueError as err:  # TaskError: this formula cannot give this task
-                        file, line = _where(record)
-                        rejects.add(record.source, f"{task}_failed", file, line, f"{record.id}: {err}")
-        # Detection and correction usually share a spec: build the pair once, keep what is asked.
-        error_samples: dict[TaskSpec, list[Record]] = {}
-        for task in ERROR_TASKS:
-            spec = self.tasks.get(task)
-            if spec is None or not self.chosen(task, record.id):
-                continue
-            if spec not in error_samples:
-                error_samples[spec] = self._error_samples(task, spec, record, rejects)
-            derived += [r for r in error_samples[spec] if r.task == task]
-        return derived
-
-    def _error_samples(self, task: str, spec: TaskSpec, record: Record, rejects: Rejects) -> list[Record]:
-        from data_prep.tasks import error_driven
-
-        if spec.synthetic is not None:
-            rng = random.Random(f"{self.seed}:{self.source}:{task}:{record.id}")
-            return error_driven.synthetic_samples(
-                record, rng, spec.synthetic, confusions=self.confusions.get(task), rejects=rejects
-            )
-        wrong = self.predictions.get(task, {}).get(record.id)
-        if not wrong:
-            return []
-        return error_driven.samples_from_predictions(
-            record, wrong, max_per_record=len(wrong), rejects=rejects
-        )
-
-    def __call__(self, record: Record) -> Prepared | Reject:
-        file, line = _where(record)
-        try:
-            image = as_image(record.image)
-        except (OSError, ValueError) as err:
-            return Reject(record.source, "unreadable_image", file, line, f"{record.id}: {err}")
-        rejects = _ListRejects()
-        png = encode_png(image)
-        record.image = None  # the PIL image is not needed (nor shipped back) from here on
-        derived = self.derive(record, rejects) if self.tasks else []
-        return Prepared(record, png, image.width, image.height, fingerprint(image), derived, rejects.items)
-
-
-@dataclasses.dataclass
-class StreamItem:
-    """One record on its way from the reader to the writer, with the resume bookkeeping.
-
-    ``index``: items the reader has passed so far (its ``ReadCursor.passed``: records made and
-    items rejected; ``None`` marks the end of the source);
-    ``selected``: records kept after the holdout and the cap; ``snapshot``: the reader's rejections
-    so far when they changed; ``record`` is replaced by ``prepared`` once processed.
-    """
-
-    index: int | None
-    selected: int
-    snapshot: dict[str, Any] | None
-    record: Record | None
-    prepared: Prepared | Reject | None = None
-
-
-def _process(processor: RecordProcessor, item: StreamItem) -> StreamItem:
-    if item.record is not None:
-        item.prepared = processor(item.record)
-        item.record = None
-    return item
-
-
-_WORKER: RecordProcessor | None = None
-
-
-def _init_worker(processor: RecordProcessor) -> None:
-    global _WORKER
-    _WORKER = processor
-
-
-def _work(item: StreamItem) -> StreamItem:
-    return _process(_WORKER, item)
-
-
-# --------------------------------------------------------------------------- #
-# Statistics of one shard (saved beside it so a resumed build reports the whole split)
-# --------------------------------------------------------------------------- #
-
-
-@dataclasses.dataclass
-class ShardStats:
-    rows: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # "source|task" -> n
-    latex_lengths: list[int] = dataclasses.field(default_factory=list)
-    answer_lengths: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-    widths: list[int] = dataclasses.field(default_factory=list)
-    heights: list[int] = dataclasses.field(default_factory=list)
-    vocab: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    main_ids: list[str] = dataclasses.field(default_factory=list)
-    index: list[list[str]] = dataclasses.field(default_factory=list)  # test sets: id, exact, dhash, formula
-    contamination: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-    def add_row(self, source: str, record: Record) -> None:
-        self.rows[f"{source}|{record.task}"] += 1
-        self.answer_lengths.setdefault(record.task, []).append(len(record.answer.split()))
-
-    def to_json(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it rebuilds a Counter from (key, value) pairs, counting the pairs.
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ShardStats:
-        stats = cls(**data)
-        stats.rows = collections.Counter(stats.rows)
-        stats.vocab = collections.Counter(stats.vocab)
-        return stats
 
 
 # --------------------------------------------------------------------------- #
@@ -361,18 +103,27 @@ class SplitResult:
     rejects: Rejects  # what the build refused (unreadable image, duplicate id)
     task_rejects: Rejects  # auxiliary records that could not be derived
     excluded: Rejects  # training records dropped as test-set contamination
+    #: For a holdout carved from a training source: its reader's rejections are counted once, in
+    #: ``train`` (the split reading the rest of the source), not again here.
+    reader_rejects_in: str | None = None
 
     @property
     def input_rejects(self) -> Rejects:
         """Reader and build rejections together: the share checked by ``max_reject_fraction``."""
         merged = Rejects(log=False)
-        for part in (self.reader_rejects, self.rejects):
+        parts = (self.rejects,) if self.reader_rejects_in else (self.reader_rejects, self.rejects)
+        for part in parts:
             rejects_from_state(rejects_to_state(part), merged)
         return merged
 
     @property
-    def main_rows(self) -> int:
-        return sum(n for s in self.stats for key, n in s.rows.items() if key.endswith(f"|{TASK_MAIN}"))
+    def input_rows(self) -> int:
+        """Rows made from the readers' records (auxiliary rows derived from them not counted)."""
+        return sum(s.inputs for s in self.stats)
+
+    @property
+    def rows(self) -> int:
+        return sum(sum(s.rows.values()) for s in self.stats)
 
 
 class DatasetBuilder:
@@ -389,6 +140,7 @@ class DatasetBuilder:
     ):
         self.recipe = recipe
         self.out = Path(out_dir)
+        check_output_dir(self.out, recipe)  # before anything is written
         self.work = self.out / WORK_DIR
         self.num_proc = max(1, num_proc)
         self.progress = progress
@@ -432,42 +184,85 @@ class DatasetBuilder:
         return manifest
 
     def _remove_build(self, manifest: dict[str, Any]) -> None:
-        """Delete what an earlier build wrote here (only its own files and folders)."""
-        for split in manifest.get("splits", {}):
-            shutil.rmtree(self.out / split, ignore_errors=True)
-        shutil.rmtree(self.work, ignore_errors=True)
-        shutil.rmtree(self.out / "sharegpt", ignore_errors=True)
-        for name in (MANIFEST, "report.json", "report.md", "vocab.txt"):
-            (self.out / name).unlink(missing_ok=True)
+        """Delete what an earlier build wrote here (only its own files, by name; see
+        :func:`data_prep.build_safety.remove_own_files`)."""
+        from data_prep.card import CARD_MARKER
+
+        remove_own_files(self.out, list(manifest.get("splits", {})), WORK_DIR, CARD_MARKER)
 
     def _save_manifest(self) -> None:
         write_json_atomic(self.out / MANIFEST, self.manifest)
 
     # ---- top level --------------------------------------------------------------------------- #
 
-    def build(self, max_reject_fraction: float | None = None) -> list[SplitResult]:
-        results = []
+    def build(self, max_reject_fraction: float | None = DEFAULT_MAX_REJECT_FRACTION) -> list[SplitResult]:
+        """Build every split; a split that fails its checks is discarded, never recorded finished
+        (:class:`TooManyRejects` says what to do), and the report says which one failed."""
+        results: list[SplitResult] = []
         for plan in plan_splits(self.recipe):
-            result = self.build_split(plan)
+            result, state = self.build_split(plan)
             results.append(result)
-            what = f"split {plan.name!r}"
-            try:
-                result.input_rejects.check_fraction(result.main_rows, max_reject_fraction, what)
-            except TooManyRejects:
-                self.write_report(results, failed=what)
-                raise
-        self.write_report(results)
+            if state is None:  # finished by an earlier run, checked then
+                continue
+            problem = self._split_problem(plan, result, results, max_reject_fraction)
+            if problem is not None:
+                self._discard_split(plan.name, state)
+                self.write_report(results, failed=f"split {plan.name!r}")
+                raise TooManyRejects(
+                    f"{problem}. Nothing of split {plan.name!r} was kept: fix the input (the first "
+                    f"rejections of each reason are listed in {self.out / 'report.md'}) and run the same "
+                    "command again, which rebuilds this split (finished splits are kept); or allow more "
+                    "rejections with --max-reject-fraction (the recipe's max_reject_fraction)"
+                )
+            self._finish_split(plan.name, state, result)
+        report = self.write_report(results)
+        from data_prep.card import write_card
+
+        write_card(self.out, report, self.recipe)
         return results
 
-    def write_report(self, results: list[SplitResult], failed: str | None = None) -> None:
+    def _split_problem(
+        self, plan: SplitPlan, result: SplitResult, results: list[SplitResult], limit: float | None
+    ) -> str | None:
+        """Why ``result`` cannot be kept (no rows at all; too large a share rejected), or ``None``."""
+        rejects = result.input_rejects
+        reasons = ", ".join(f"{r}: {n}" for r, n in rejects.by_reason().items())
+        if result.rows == 0:
+            if len(rejects):
+                return f"split {plan.name!r} has no rows: all {len(rejects)} items were rejected ({reasons})"
+            where = ", ".join(f"{s.name} ({s.reader} in {s.root}, split {s.split!r})" for s in plan.sources)
+            return f"split {plan.name!r} has no rows: the reader found nothing to read in {where}"
+        seen = result.input_rows + len(rejects)
+        if plan.is_train:  # a holdout's rows came from the same inputs as its reader's rejections
+            holdouts = {s.holdout.name for s in plan.sources if s.holdout}
+            seen += sum(r.input_rows for r in results if r.name in holdouts)
+        if limit is not None and len(rejects) / seen > limit:
+            share = len(rejects) / seen
+            return (
+                f"split {plan.name!r}: {len(rejects)} of {seen} records rejected "
+                f"({share:.1%} > {limit:.1%}); reasons: {reasons}"
+            )
+        return None
+
+    def _discard_split(self, split: str, state: dict[str, Any]) -> None:
+        """Forget a failed split: its shards and resume state go, so a rerun reads it afresh."""
+        for entry in state["shards"]:
+            (self.out / entry["file"]).unlink(missing_ok=True)
+            (self.work / split / f"{entry['name']}.stats.json").unlink(missing_ok=True)
+        self.manifest["splits"].pop(split, None)
+        self._save_manifest()
+
+    def write_report(self, results: list[SplitResult], failed: str | None = None) -> dict[str, Any]:
         from data_prep.report import build_report, write_report
 
         report = build_report(self.recipe, results, self.recipe_hash, failed=failed)
         write_report(report, self.out)
+        return report
 
     # ---- one split --------------------------------------------------------------------------- #
 
-    def build_split(self, plan: SplitPlan) -> SplitResult:
+    def build_split(self, plan: SplitPlan) -> tuple[SplitResult, dict[str, Any] | None]:
+        """The split's result and its manifest state to finish (``None`` when already finished)."""
         state = self.manifest["splits"].setdefault(plan.name, {"complete": False, "shards": []})
         work_dir = self.work / plan.name
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -485,11 +280,18 @@ class DatasetBuilder:
                 for record_id, exact, dhash, formula in shard.index:
                     self.index.add(plan.name, record_id, Fingerprint(exact, bytes.fromhex(dhash)), formula)
         result = SplitResult(
-            plan.name, [s["file"] for s in done], stats, reader_rejects, rejects, task_rejects, excluded
+            plan.name,
+            [s["file"] for s in done],
+            stats,
+            reader_rejects,
+            rejects,
+            task_rejects,
+            excluded,
+            reader_rejects_in="train" if plan.holdout_side == "in" else None,
         )
         if state["complete"]:
             logger.info("split %s: already built (%d shards), skipping", plan.name, len(done))
-            return result
+            return result, None
         self._clean_leftovers(plan.name, work_dir, {s["name"] for s in done})
         if done:
             logger.info("split %s: resuming after %d completed shard(s)", plan.name, len(done))
@@ -550,14 +352,13 @@ class DatasetBuilder:
         bar.close()
         result.reader_rejects = rejects_from_state(reader_state, Rejects())
         if buffer or not state["shards"]:
-            flush()
+            flush()  # an empty split still gets its (empty) shard: the report counts from it
         else:
             # Nothing left to write, but what came after the last row (rejections, exclusions,
             # finished sources) belongs to the split: fold it into the last shard's record.
             self._merge_into_last(work_dir, state["shards"][-1], current, checkpoint())
             result.stats[-1].contamination += current.contamination
-        self._finish_split(plan.name, state, result)
-        return result
+        return result, state
 
     def _accept(
         self,
@@ -572,10 +373,7 @@ class DatasetBuilder:
         excluded,
     ) -> None:
         record = prepared.record
-        file, line = _where(record)
-        if record.task != TASK_MAIN:
-            rejects.add(record.source, "not_main_task", file, line, f"{record.id}: task {record.task!r}")
-            return
+        file, line = where_of(record)
         if record.id in seen_ids:
             rejects.add(
                 record.source, "duplicate_id", file, line, f"{record.id} already in split {plan.name}"
@@ -588,6 +386,9 @@ class DatasetBuilder:
             task_rejects.add(reject.source, reject.reason, reject.file, reject.line, reject.detail)
         seen_ids.add(record.id)
         record.split = plan.name
+        current.inputs += 1
+        if record.meta.get("inverted"):
+            current.inverted[spec.name] += 1
         image = {"bytes": prepared.png, "path": None}
         derived = self._capped(spec, prepared.derived, current)
         for row_record in [record, *derived]:
@@ -650,7 +451,7 @@ class DatasetBuilder:
                 }
             )
             if action == "exclude" and keep:
-                file, line = _where(record)
+                file, line = where_of(record)
                 excluded.add(spec.name, reason, file, line, f"{record.id}: {match.describe()}")
                 keep = False
         return keep
@@ -722,7 +523,7 @@ class DatasetBuilder:
     def _map(self, processor: RecordProcessor, items) -> Iterator[StreamItem]:
         if self.num_proc == 1:
             for item in items:
-                yield _process(processor, item)
+                yield process_item(processor, item)
             return
         # Workers encode while the pool's feeder thread runs the reader; the semaphore bounds the
         # number of decoded images waiting in between.
@@ -734,8 +535,8 @@ class DatasetBuilder:
                 yield item
 
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with context.Pool(self.num_proc, initializer=_init_worker, initargs=(processor,)) as pool:
-            for item in pool.imap(_work, bounded(), chunksize=4):
+        with context.Pool(self.num_proc, initializer=init_worker, initargs=(processor,)) as pool:
+            for item in pool.imap(work, bounded(), chunksize=4):
                 slots.release()
                 yield item
 

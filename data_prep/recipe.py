@@ -49,6 +49,8 @@ ERROR_TASKS = (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION)
 AUX_TASKS = DERIVED_TASKS + ERROR_TASKS
 #: What to do with a training record that matches a test set.
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
+#: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
+DEFAULT_MAX_REJECT_FRACTION = 0.05
 #: Split names become folder names and dataset split names.
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -115,7 +117,7 @@ class DataRecipe:
     test_sets: tuple[SourceSpec, ...] = ()
     seed: int = 1234
     shard_size: int = 2000
-    max_reject_fraction: float | None = None
+    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
     contamination: ContaminationSpec = ContaminationSpec()
     sharegpt: bool = False
     num_proc: int = 1
@@ -353,7 +355,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
         test_sets=test_specs,
         seed=_int(top.get("seed", 1234), f"{where}: seed"),
         shard_size=_int(top.get("shard_size", 2000), f"{where}: shard_size", 1),
-        max_reject_fraction=None
+        max_reject_fraction=DEFAULT_MAX_REJECT_FRACTION
         if max_reject is None
         else _fraction(max_reject, f"{where}: max_reject_fraction"),
         contamination=ContaminationSpec(

@@ -318,7 +318,9 @@ def test_resume_opens_no_image_that_finished_shards_cover(tmp_path, monkeypatch)
     bad = ["first line without a tab", "broken\tx"]
     captions.write_text("\n".join([bad[0], *lines[:5], bad[1], *lines[5:], "ghost\ty"]) + "\n")
     source = sample_source(root, tasks={"counting": 1.0})
-    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "shard_size": 10, "train": [source]})
+    recipe = parse_recipe(
+        {"output_dir": str(tmp_path / "o"), "shard_size": 10, "max_reject_fraction": 0.1, "train": [source]}
+    )
     clean = build_dataset(recipe, tmp_path / "clean", progress=False)
 
     real_write = build_module.DatasetBuilder._write_shard
