@@ -53,6 +53,8 @@ CONTAMINATION_ACTIONS = ("exclude", "report", "off")
 DEFAULT_MAX_REJECT_FRACTION = 0.05
 #: Split names become folder names and dataset split names.
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: What ``datasets`` accepts as a split name (``datasets.splits``): test sets and holdouts are splits.
+_HF_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 class RecipeError(ValueError):
@@ -330,6 +332,13 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
     split_names = [s.name for s in test_specs] + [s.holdout.name for s in train_specs if s.holdout]
     if "train" in split_names or len(set(split_names)) != len(split_names):
         raise _fail(where, f"test set names must be unique and not 'train', got {split_names}")
+    for name in split_names:
+        if not _HF_SPLIT_NAME.match(name):
+            raise _fail(
+                where,
+                f"test set name {name!r} is not a usable dataset split name (Hugging Face datasets "
+                "accepts letters, digits and '_', groups joined by '.')",
+            )
 
     for spec in train_specs + test_specs:
         _check_reader(spec.reader, f"{where}: source {spec.name!r}")
