@@ -22,6 +22,8 @@ from data_prep.io_utils import write_text_atomic
 CARD_MARKER = "<!-- dataset card written by hmer-recipes: python -m data_prep.build -->"
 #: What an upload sends: the card, the shards, the reports. Never the resume state or caches.
 UPLOAD_PATTERNS = ("README.md", "*/shard-*.parquet", "report.json", "report.md", "vocab.txt")
+#: Never sent, whatever matches above (huggingface_hub's ``*`` also matches ``/``).
+IGNORE_PATTERNS = (".build/*", ".cache/*", "sharegpt/*", "manifest.json", "*.tmp")
 
 #: Terms of use per reader, as each dataset's distributors state them (docs/datasets.md).
 SOURCE_TERMS = {
@@ -110,9 +112,24 @@ def write_card(out: Path, report: dict[str, Any], recipe) -> Path:
 
 def upload_files(data_dir: str | Path) -> list[str]:
     """The files (relative, sorted) an upload of ``data_dir`` sends: :data:`UPLOAD_PATTERNS` only."""
+    import fnmatch
+
     data_dir = Path(data_dir)
-    files = {p for pattern in UPLOAD_PATTERNS for p in data_dir.glob(pattern) if p.is_file()}
-    return sorted(str(p.relative_to(data_dir)) for p in files)
+    names = (str(p.relative_to(data_dir)) for p in data_dir.rglob("*") if p.is_file())
+    return sorted(
+        name
+        for name in names
+        if any(fnmatch.fnmatch(name, pattern) for pattern in UPLOAD_PATTERNS)
+        and not any(fnmatch.fnmatch(name, pattern) for pattern in IGNORE_PATTERNS)
+    )
 
 
-__all__ = ["CARD_MARKER", "SOURCE_TERMS", "UPLOAD_PATTERNS", "card_text", "upload_files", "write_card"]
+__all__ = [
+    "CARD_MARKER",
+    "IGNORE_PATTERNS",
+    "SOURCE_TERMS",
+    "UPLOAD_PATTERNS",
+    "card_text",
+    "upload_files",
+    "write_card",
+]

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.card import CARD_MARKER, UPLOAD_PATTERNS, upload_files
+from data_prep.card import CARD_MARKER, IGNORE_PATTERNS, UPLOAD_PATTERNS, upload_files
 
 logger = logging.getLogger("data_prep.push")
 
@@ -56,6 +56,7 @@ def push(data_dir: str | Path, repo_id: str, *, private: bool = False, api=None)
         repo_id=repo_id,
         repo_type="dataset",
         allow_patterns=list(UPLOAD_PATTERNS),
+        ignore_patterns=list(IGNORE_PATTERNS),
         commit_message="Upload dataset built with hmer-recipes (python -m data_prep.build)",
     )
     return str(commit)
