@@ -44,12 +44,12 @@ def test_load_dataset_on_the_folder_returns_every_split(built):
 
 
 def test_upload_sends_data_and_card_but_no_build_state(built, capsys):
+    (built / ".build" / "train" / "shard-00009.parquet").write_bytes(b"left by a crash")
     files = upload_files(built)
     assert "README.md" in files and "report.json" in files
     assert any(f.startswith("train/shard-") for f in files)
     assert not any(f.startswith((".build", "sharegpt", ".cache")) or f == "manifest.json" for f in files)
     assert (built / "manifest.json").is_file() and (built / ".build").is_dir()  # they exist, stay local
-    (built / ".build" / "train" / "shard-00009.parquet").write_bytes(b"left by a crash")
 
     assert push_main(["--data-dir", str(built), "--repo-id", "me/hmer", "--dry-run"]) == 0
     assert capsys.readouterr().out.split() == files
