@@ -77,6 +77,7 @@ def test_upload_sends_data_and_card_but_no_build_state(built, capsys):
         for p in built.rglob("*")
         if p.is_file()
         and any(fnmatch.fnmatch(str(p.relative_to(built)), pat) for pat in upload["allow_patterns"])
+        and not any(fnmatch.fnmatch(str(p.relative_to(built)), pat) for pat in upload["ignore_patterns"])
     )
     assert sent == files  # huggingface_hub matches allow_patterns with fnmatch on relative paths
 
