@@ -230,6 +230,11 @@ class DatasetBuilder:
         if result.rows == 0:
             if len(rejects):
                 return f"split {plan.name!r} has no rows: all {len(rejects)} items were rejected ({reasons})"
+            if len(result.excluded):
+                return (
+                    f"split {plan.name!r} has no rows: all {len(result.excluded)} records were excluded as "
+                    "test-set contamination (see the contamination section of the report)"
+                )
             where = ", ".join(f"{s.name} ({s.reader} in {s.root}, split {s.split!r})" for s in plan.sources)
             return f"split {plan.name!r} has no rows: the reader found nothing to read in {where}"
         seen = result.input_rows + len(rejects)

@@ -269,3 +269,59 @@ def test_build_export_read_back_recognises_every_task(tmp_path):
     for record, meta in zip(records, built["meta"]):
         if record.task == "error_detection":
             assert record.meta["prediction"] == json.loads(meta)["prediction"]
+
+
+def test_shipped_released_recipes_build_the_datazip_and_hub_layouts(datazip, tmp_path, monkeypatch):
+    """The shipped recipes, pointed at data/raw/ as docs/datasets.md says, on the two layouts (the
+    sources this fixture lacks left out)."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data_prep.recipe import load_recipe
+
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "unimumer").symlink_to(datazip)
+    pairs = captions()[:5]
+    for config, answer in (("crohme_train", "{}"), ("crohme_train_can", "x: 1\n{}")):
+        rows = []
+        for name, caption in pairs:
+            image = Image.open(SAMPLE / "off_image_test" / f"{name}_0.bmp").convert("L")  # white on black
+            prompt = contract.MAIN_PROMPT if config == "crohme_train" else contract.COUNTING_PROMPT
+            conversations = [
+                {"from": "human", "value": f"<image>{prompt}"},
+                {"from": "gpt", "value": answer.format(caption)},
+            ]
+            rows.append(
+                {"conversations": conversations, "image": {"bytes": _png(image), "path": f"{name}.png"}}
+            )
+        (raw / "Uni-MuMER-Data" / config).mkdir(parents=True)
+        pq.write_table(
+            pa.Table.from_pylist(rows), raw / "Uni-MuMER-Data" / config / "train-00000-of-00001.parquet"
+        )
+    monkeypatch.chdir(tmp_path)
+
+    test_recipe = load_recipe(REPO / "recipes" / "data" / "unimumer_released_test.yaml")
+    test_recipe = dataclasses.replace(test_recipe, test_sets=test_recipe.test_sets[:1])
+    out = build_dataset(test_recipe, tmp_path / "test_out", progress=False)
+    rows = load_split(out, "crohme2014")
+    assert list(zip(rows["id"], rows["answer"])) == captions()
+    assert all(dark_on_light(image) for image in rows["image"])
+
+    train_recipe = load_recipe(REPO / "recipes" / "data" / "unimumer_released.yaml")
+    # The fixture's training images are the test images: keep them, reported, to see every row.
+    train_recipe = dataclasses.replace(
+        train_recipe,
+        train=train_recipe.train[:1],
+        test_sets=train_recipe.test_sets[:1],
+        contamination=dataclasses.replace(train_recipe.contamination, image="report"),
+    )
+    out = build_dataset(train_recipe, tmp_path / "train_out", progress=False)
+    train = load_split(out, "train")
+    assert len(train) == 10 and sorted(set(train["task"])) == ["counting", "main"]
+    assert all(dark_on_light(image) for image in train["image"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["splits"]["train"]["images_inverted"]["total"] == 10
+    assert report["contamination"]["findings"] >= 10
