@@ -14,7 +14,13 @@ in ``<out>/manifest.json`` with the recipe hash, the position reached in each so
 items passed, known before any image is decoded) and the rejections so far; a re-run skips
 completed shards and finished sources, and has each reader pass over the items it had covered
 without opening their images, then continues.
-A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-NNNNN`` names.
+A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-NNNNN`` names;
+a split with no rows, or with too large a share of its input rejected, is discarded instead (a
+rerun rebuilds it), and a finished build gets its dataset card (``data_prep.card``).
+
+Beside this module: ``build_stream`` (splits and reader streams), ``build_records`` (per-record
+work, in worker processes), ``build_state`` (what is saved with each shard) and ``build_safety``
+(an output folder never overlaps a source; only the build's own files are ever deleted).
 """
 
 from __future__ import annotations
@@ -24,37 +30,22 @@ import collections
 import dataclasses
 import json
 import logging
-import multiprocessing
 import os
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_prep.build_records import (
-    Prepared,
-    RecordProcessor,
-    StreamItem,
-    init_worker,
-    learned_confusions,
-    process_item,
-    stable_fraction,
-    where_of,
-    work,
-)
+from data_prep.build_records import Prepared, encode_png, stable_fraction, where_of
 from data_prep.build_safety import check_output_dir, remove_own_files
 from data_prep.build_state import ShardStats, rejects_from_state, rejects_to_state
+from data_prep.build_stream import SplitPlan, load_confusions, plan_splits, prepared_stream
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match
 from data_prep.contract import Record, record_features
 from data_prep.io_utils import atomic_output, write_json_atomic
 from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec, load_recipe
 from data_prep.rejects import Reject, Rejects, TooManyRejects
-
-if TYPE_CHECKING:
-    from data_prep.confusions import ConfusionTable
 
 logger = logging.getLogger("data_prep.build")
 
@@ -67,31 +58,11 @@ WORK_DIR = ".build"
 SHARD_PATTERN = "shard-{index:05d}-of-{total:05d}.parquet"
 #: Rows per parquet row group (what `datasets` itself uses for image datasets).
 PARQUET_ROW_GROUP = 100
-#: Records in flight between the reader and the writer when encoding in worker processes.
-MAX_IN_FLIGHT = 256
 
 
 # --------------------------------------------------------------------------- #
 # The build
 # --------------------------------------------------------------------------- #
-
-
-@dataclasses.dataclass
-class SplitPlan:
-    """One output split: which sources feed it and which side of each holdout it takes."""
-
-    name: str
-    is_train: bool
-    sources: list[SourceSpec]
-    holdout_side: str | None = None  # "in" (the holdout test set) or "out" (train minus holdouts)
-
-
-def plan_splits(recipe: DataRecipe) -> list[SplitPlan]:
-    plans = [SplitPlan(s.name, False, [s]) for s in recipe.test_sets]
-    plans += [SplitPlan(s.holdout.name, False, [s], "in") for s in recipe.train if s.holdout]
-    if recipe.train:
-        plans.append(SplitPlan("train", True, list(recipe.train), "out"))
-    return plans
 
 
 @dataclasses.dataclass
@@ -145,7 +116,7 @@ class DatasetBuilder:
         self.num_proc = max(1, num_proc)
         self.progress = progress
         self.recipe_hash = recipe.content_hash()
-        self.confusions = self._load_confusions()  # before any work: a bad table fails at once
+        self.confusions = load_confusions(recipe)  # before any work: a bad table fails at once
         for spec in [*recipe.test_sets, *recipe.train]:
             if "cursor" in spec.options:
                 raise RecipeError(f"source {spec.name!r}: 'cursor' is set by the build, not a reader option")
@@ -336,7 +307,9 @@ class DatasetBuilder:
             result.stats.append(current)
             buffer, current = [], ShardStats()
 
-        for spec, item in self._prepared_stream(plan, position, reader_rejects):
+        for spec, item in prepared_stream(
+            self.recipe, plan, position, reader_rejects, self.confusions, self.num_proc
+        ):
             source_position = position.setdefault(spec.name, {"items": 0, "selected": 0, "done": False})
             if item.snapshot is not None:
                 reader_state = item.snapshot
@@ -460,119 +433,6 @@ class DatasetBuilder:
                 excluded.add(spec.name, reason, file, line, f"{record.id}: {match.describe()}")
                 keep = False
         return keep
-
-    # ---- reading -------------------------------------------------------------------------------- #
-
-    def _selected_records(
-        self, plan: SplitPlan, spec: SourceSpec, position: dict[str, Any], reader_rejects: Rejects
-    ):
-        """:class:`StreamItem`\\ s of one source after the holdout and the cap, then an end marker.
-
-        ``index`` is the reader's cursor after each record (the resume position). The first
-        ``items`` were handled by completed shards, whose saved reader rejections already count
-        them: the reader passes over them without opening their images and without reporting
-        their rejections (:class:`~data_prep.readers.common.ReadCursor`).
-        """
-        from data_prep.readers import get_reader
-        from data_prep.readers.common import ReadCursor
-
-        reader = get_reader(spec.reader)
-        cursor = ReadCursor(skip=position.get("items", 0))
-        selected = position.get("selected", 0)
-        last_total = -1
-
-        def snapshot() -> dict[str, Any] | None:
-            nonlocal last_total
-            if len(reader_rejects) == last_total:
-                return None
-            last_total = len(reader_rejects)
-            return rejects_to_state(reader_rejects)
-
-        records = reader(Path(spec.root), spec.split, reader_rejects, cursor=cursor, **spec.options)
-        if cursor.skip:
-            logger.info("%s: passing over the %d items completed shards cover", spec.name, cursor.skip)
-        for record in records:
-            index = cursor.passed
-            if spec.holdout is not None and plan.holdout_side is not None:
-                in_holdout = (
-                    stable_fraction(self.recipe.seed, "holdout", spec.name, record.id) < spec.holdout.fraction
-                )
-                if in_holdout != (plan.holdout_side == "in"):
-                    continue
-            if spec.max_records is not None and selected >= spec.max_records:
-                break
-            selected += 1
-            yield StreamItem(index, selected, snapshot(), record)
-        yield StreamItem(None, selected, rejects_to_state(reader_rejects), None)
-
-    def _prepared_stream(self, plan: SplitPlan, position: dict[str, Any], reader_rejects: Rejects):
-        """``(spec, StreamItem)`` with ``prepared`` filled in, in reader order, source after source."""
-        for spec in plan.sources:
-            source_position = position.get(spec.name, {})
-            if source_position.get("done"):
-                continue
-            if plan.is_train:
-                processor = RecordProcessor(
-                    self.recipe.seed,
-                    spec.name,
-                    spec.tasks,
-                    self._load_predictions(spec),
-                    self.confusions.get(spec.name),
-                )
-            else:
-                processor = RecordProcessor(self.recipe.seed, spec.name, {}, {})
-            items = self._selected_records(plan, spec, source_position, reader_rejects)
-            for item in self._map(processor, items):
-                yield spec, item
-
-    def _map(self, processor: RecordProcessor, items) -> Iterator[StreamItem]:
-        if self.num_proc == 1:
-            for item in items:
-                yield process_item(processor, item)
-            return
-        # Workers encode while the pool's feeder thread runs the reader; the semaphore bounds the
-        # number of decoded images waiting in between.
-        slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
-
-        def bounded():
-            for item in items:
-                slots.acquire()
-                yield item
-
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with context.Pool(self.num_proc, initializer=init_worker, initargs=(processor,)) as pool:
-            for item in pool.imap(work, bounded(), chunksize=4):
-                slots.release()
-                yield item
-
-    def _load_confusions(self) -> dict[str, dict[str, ConfusionTable]]:
-        """Per train source and error task, the built-in table plus the learned one it names."""
-        tables: dict[str, ConfusionTable] = {}
-        out: dict[str, dict[str, ConfusionTable]] = {}
-        for spec in self.recipe.train:
-            for task, task_spec in spec.tasks.items():
-                path = task_spec.confusions
-                if path:
-                    if path not in tables:
-                        where = f"{self.recipe.path}: source {spec.name!r}: tasks.{task}.confusions"
-                        tables[path] = learned_confusions(path, where)
-                    out.setdefault(spec.name, {})[task] = tables[path]
-        return out
-
-    def _load_predictions(self, spec: SourceSpec) -> dict[str, dict[str, list[str]]]:
-        out: dict[str, dict[str, list[str]]] = {}
-        for task, task_spec in spec.tasks.items():
-            if task_spec.predictions:
-                from data_prep.tasks.error_driven import read_predictions
-
-                merged: dict[str, list[str]] = {}
-                for path in task_spec.predictions:
-                    for record_id, wrong in read_predictions(path).items():
-                        merged.setdefault(record_id, []).extend(
-                            p for p in wrong if p not in merged.get(record_id, [])
-                        )
-                out[task] = merged
-        return out
 
     # ---- files --------------------------------------------------------------------------------- #
 
@@ -719,6 +579,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return 0
 
+
+#: ``stable_fraction`` and ``encode_png`` are re-exported: folds and benchmarks import them from here.
+__all__ = [
+    "SHARD_PATTERN",
+    "DatasetBuilder",
+    "SplitPlan",
+    "SplitResult",
+    "build_dataset",
+    "encode_png",
+    "main",
+    "plan_splits",
+    "stable_fraction",
+]
 
 if __name__ == "__main__":
     sys.exit(main())
