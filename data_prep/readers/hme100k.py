@@ -34,7 +34,9 @@ def locate(
     labels = find_path(
         root,
         labels_file,
-        [b / f"{split}_labels.txt" for b in bases] + [b / "labels.txt" for b in bases],
+        [b / f"{split}_labels.txt" for b in bases]
+        + [b / "labels.txt" for b in bases]
+        + [root / split / "caption.txt"],
         f"hme100k labels for split {split!r}",
     )
     base = labels.parent
@@ -62,8 +64,9 @@ def read(
     """Main-task records of one HME100K split (``train`` or ``test``).
 
     Options:
-        labels_file: labels file instead of the search (``<split>_labels.txt`` in ``root/<split>``
-            or ``root``).
+        labels_file: labels file instead of the search (``<split>_labels.txt`` or
+            ``labels.txt`` in ``root/<split>`` or ``root``, then ``<split>/caption.txt`` as in
+            Uni-MuMER's ``data.zip``); names with or without ``.jpg``.
         images_dir: image folder instead of ``<split>_images/`` beside the labels.
         drop_cjk: reject labels containing CJK characters (reason ``cjk_label``).
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and

@@ -1,8 +1,8 @@
 """Any image folder with a labels file: the layout most home-made and exported datasets have.
 
-The labels file (option ``labels``; default the first of ``<split>.tsv``, ``<split>.csv``,
-``<split>.jsonl``, ``<split>.txt``, ``labels.tsv``, ``labels.csv``, ``labels.jsonl``,
-``labels.txt`` under ``root``) is one of:
+The labels file (option ``labels``; default the first of ``<split>/caption.txt``,
+``<split>/labels.{tsv,csv,jsonl,txt}``, ``<split>.{tsv,csv,jsonl,txt}`` and
+``labels.{tsv,csv,jsonl,txt}`` under ``root``) is one of:
 
 * TSV, ``NAME<TAB>LaTeX`` per line (``.tsv``, ``.txt`` and anything else); an optional header line
   such as ``image<TAB>latex`` is skipped;
@@ -12,7 +12,7 @@ The labels file (option ``labels``; default the first of ``<split>.tsv``, ``<spl
 
 TSV and CSV fields may be quoted (``"..."``, quotes doubled inside) and then hold newlines; line
 ends may be CRLF; a UTF-8 byte-order mark is dropped. Names are paths inside the image folder
-(option ``images``; default ``images/``, ``imgs/``, ``img/`` or ``root`` itself), sub-folders
+(option ``images``; default ``images/``, ``imgs/``, ``img/`` beside the labels file, or its folder), sub-folders
 allowed, with or without the file extension. A label already in the answer format (every
 space-separated piece one LaTeX token: ``\\frac { a } { b }``) is kept verbatim; raw LaTeX
 (``\\frac{a}{b}``) is tokenised with the project's tokeniser, and one it cannot read is rejected
@@ -124,13 +124,15 @@ def _rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, str, str]]:
 
 
 def _locate(root: Path, split: str, labels: str | None, images: str | None) -> tuple[Path, Path]:
-    names = [f"{split}{s}" for s in (".tsv", ".csv", ".jsonl", ".txt")]
-    names += [f"labels{s}" for s in (".tsv", ".csv", ".jsonl", ".txt")]
-    labels_path = find_path(root, labels, [root / n for n in names], f"labels file for split {split!r}")
+    suffixes = (".tsv", ".csv", ".jsonl", ".txt")
+    names = [root / split / "caption.txt"] + [root / split / f"labels{s}" for s in suffixes]
+    names += [root / f"{split}{s}" for s in suffixes] + [root / f"labels{s}" for s in suffixes]
+    labels_path = find_path(root, labels, names, f"labels file for split {split!r}")
+    base = labels_path.parent
     images_path = find_path(
         root,
         images,
-        [root / "images", root / "imgs", root / "img", root],
+        [base / "images", base / "imgs", base / "img", base],
         "labels: image folder",
         folder=True,
     )

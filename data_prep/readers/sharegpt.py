@@ -49,11 +49,11 @@ from data_prep.contract import (
 from data_prep.images import DatasetRoot, ImageError, decode_image
 from data_prep.readers.common import ReadCursor, check_invert, checked_answer, start_reading
 from data_prep.rejects import Rejects
+from data_prep.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "sharegpt"
-IMAGE_TAG = "<image>"
 USER_ROLES = ("human", "user")
 ASSISTANT_ROLES = ("gpt", "assistant")
 SUFFIXES = (".json", ".jsonl", ".parquet")
