@@ -325,3 +325,24 @@ def test_shipped_released_recipes_build_the_datazip_and_hub_layouts(datazip, tmp
     report = json.loads((out / "report.json").read_text())
     assert report["splits"]["train"]["images_inverted"]["total"] == 10
     assert report["contamination"]["findings"] >= 10
+
+
+def test_recognition_follows_the_contracts_wording(monkeypatch):
+    """Whichever wording the contract's error-driven prompts use (ours or the paper's), both the
+    contract's and the paper's are recognised and give the prediction back."""
+    from data_prep.readers.sharegpt import recognise_task
+
+    custom = "Check this LaTeX against the image and mark its errors: {prediction}"
+    monkeypatch.setattr(contract, "ERROR_DETECTION_PROMPT", custom)
+    assert recognise_task(custom.format(prediction="a + b")) == ("error_detection", "contract", "a + b")
+    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a + b"))[::2] == (
+        "error_detection",
+        "a + b",
+    )
+    monkeypatch.setattr(contract, "ERROR_DETECTION_PROMPT", PAPER_DETECTION_PROMPT)
+    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a")) == (
+        "error_detection",
+        "contract",
+        "a",
+    )
+    assert recognise_task(custom.format(prediction="a"))[0] == "other"

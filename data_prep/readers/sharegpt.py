@@ -26,6 +26,7 @@ verbatim; answers whose LaTeX line is malformed are rejected (``data_prep.answer
 from __future__ import annotations
 
 import collections
+import functools
 import glob as globlib
 import json
 import logging
@@ -96,20 +97,33 @@ def _template_pattern(template: str) -> re.Pattern[str]:
 def _prompt_table() -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern[str], str, str]]]:
     """Fixed prompts (squashed) -> (task, variant), and (pattern, task, variant) for templates.
 
-    Built from the contract's prompt constants at call time, plus the paper's wordings, so both
+    Built from the contract's prompt constants as they are now, plus the paper's wordings, so both
     are recognised whichever wording the contract uses.
     """
+    return _prompt_table_for(
+        contract.MAIN_PROMPT,
+        contract.TREE_COT_PROMPT,
+        contract.COUNTING_PROMPT,
+        contract.ERROR_DETECTION_PROMPT,
+        contract.ERROR_CORRECTION_PROMPT,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _prompt_table_for(
+    main: str, tree_cot: str, counting: str, detection: str, correction: str
+) -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern[str], str, str]]]:
     fixed = {
-        _squash(contract.MAIN_PROMPT): (TASK_MAIN, "main"),
+        _squash(main): (TASK_MAIN, "main"),
         _squash(VANILLA_PROMPT): (TASK_MAIN, "vanilla"),
-        _squash(contract.TREE_COT_PROMPT): (TASK_TREE_COT, "tree_cot"),
-        _squash(contract.COUNTING_PROMPT): (TASK_COUNTING, "counting"),
+        _squash(tree_cot): (TASK_TREE_COT, "tree_cot"),
+        _squash(counting): (TASK_COUNTING, "counting"),
     }
     templates = []
     for template, task, variant in (
-        (contract.ERROR_DETECTION_PROMPT, TASK_ERROR_DETECTION, "contract"),
+        (detection, TASK_ERROR_DETECTION, "contract"),
         (PAPER_DETECTION_PROMPT, TASK_ERROR_DETECTION, "paper"),
-        (contract.ERROR_CORRECTION_PROMPT, TASK_ERROR_CORRECTION, "contract"),
+        (correction, TASK_ERROR_CORRECTION, "contract"),
         (PAPER_CORRECTION_PROMPT, TASK_ERROR_CORRECTION, "paper"),
     ):
         if all(t != template for t, _, _ in templates):
