@@ -346,3 +346,40 @@ def test_recognition_follows_the_contracts_wording(monkeypatch):
         "a",
     )
     assert recognise_task(custom.format(prediction="a"))[0] == "other"
+
+
+def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, tmp_path, monkeypatch):
+    from data_prep import build as build_module
+
+    recipe = parse_recipe(
+        {
+            "output_dir": str(tmp_path / "o"),
+            "shard_size": 10,
+            "train": [
+                {
+                    "name": "prompts",
+                    "reader": "sharegpt",
+                    "root": str(datazip),
+                    "split": "crohme_2014",
+                    "options": {"file": "data/CROHME/prompts/crohme_2014.json"},
+                    "tasks": {"counting": 1.0},
+                }
+            ],
+        }
+    )
+    clean = load_split(build_dataset(recipe, tmp_path / "clean", progress=False), "train")
+    real_write = build_module.DatasetBuilder._write_shard
+    written = []
+
+    def crash_on_fourth(self, path, rows):
+        if len(written) == 3:
+            raise KeyboardInterrupt("simulated crash")
+        written.append(path)
+        real_write(self, path, rows)
+
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(recipe, progress=False)
+    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
+    resumed = load_split(build_dataset(recipe, progress=False), "train")
+    assert resumed["id"] == clean["id"] and resumed["answer"] == clean["answer"] and len(clean) == 96
