@@ -201,9 +201,10 @@ def ink_is_light(image: Image.Image) -> bool:
     """True when ``image`` is light ink on a dark page (it must be inverted for the model).
 
     The page's grey is the median of the image's border (a ring 1/20 of the short side wide, at
-    least one pixel) when 90% of that ring lies within 48 levels of it, as for scans, renders and
-    CROHME bitmaps; otherwise (ink, shadows or black padding across the border) the median of the
-    whole image, which is page because strokes are thin. The image is light-on-dark when that page
+    least one pixel) when 90% of that ring lies within 48 levels of it and it agrees (within 48)
+    with the median of the whole image, as for scans, renders and CROHME bitmaps; otherwise (ink,
+    shadows, black padding or a dark frame across the border) the median of the whole image,
+    which is page because strokes are thin. The image is light-on-dark when that page
     is dark (grey < 96) and more pixels stand out from it as light ink (lighter than both page + 40
     and mid-grey) than as dark ink (darker than both page - 40 and mid-grey); a blank dark page
     counts as light-on-dark. So a white-on-black bitmap or a chalkboard is inverted, while a dim
@@ -219,8 +220,12 @@ def ink_is_light(image: Image.Image) -> bool:
         [gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()]
     )
     page = float(np.median(border))
-    if np.mean(np.abs(border - page) <= BORDER_SPREAD) < BORDER_UNIFORM_SHARE:
-        page = float(np.median(gray))
+    majority = float(np.median(gray))
+    if (
+        np.mean(np.abs(border - page) <= BORDER_SPREAD) < BORDER_UNIFORM_SHARE
+        or abs(page - majority) > BORDER_SPREAD
+    ):
+        page = majority  # ink, shadows, padding or a frame across the border: trust the histogram
     if page >= DARK_BACKGROUND:
         return False
     lighter = int(np.count_nonzero(gray > max(page + INK_CONTRAST, 128)))
