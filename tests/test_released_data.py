@@ -63,6 +63,8 @@ def test_datazip_caption_layout_reads_with_no_options(datazip):
     rejects = Rejects(log=False)
     records = list(get_reader("crohme")(datazip / "data" / "CROHME", "2014", rejects))
     assert not rejects and [(r.id, r.answer) for r in records] == captions()
+    top = list(get_reader("crohme")(datazip / "data", "2014", Rejects(log=False)))  # root data/ works too
+    assert [(r.id, r.answer) for r in top] == captions()
     assert {r.meta["edition"] for r in records} == {"comer"}
     # Black on white already: nothing inverted, every image still dark ink on a light page ...
     assert not any(r.meta["inverted"] for r in records)
@@ -99,8 +101,9 @@ def test_sharegpt_prompts_file_of_datazip(datazip):
     assert records[0].meta["label_file"] == "data/CROHME/prompts/crohme_2014.json"
     assert all(dark_on_light(r.image) and not r.meta["inverted"] for r in records)
     # The prompts file is also found by name, and with root = data/CROHME the paths still resolve.
-    again = list(get_reader("sharegpt")(datazip / "data" / "CROHME", "crohme_2014", Rejects(log=False)))
-    assert [r.id for r in again] == [r.id for r in records]
+    for root in (datazip, datazip / "data", datazip / "data" / "CROHME"):
+        again = list(get_reader("sharegpt")(root, "crohme_2014", Rejects(log=False)))
+        assert [(r.id, r.answer) for r in again] == captions()
 
 
 def test_task_recognised_from_every_prompt_wording(tmp_path):

@@ -49,8 +49,9 @@ def locate(
     """``(caption_file, images_dir, edition)`` of one split, with an error listing every place
     looked at when absent.
 
-    The search only accepts files that name the split: ``data/<split>/caption.txt`` or
-    ``<split>/caption.txt`` (CoMER, Uni-MuMER's ``data.zip``), ``<split>_caption.txt`` or
+    The search only accepts files that name the split: ``data/<split>/caption.txt``,
+    ``<split>/caption.txt`` or ``CROHME/<split>/caption.txt`` (CoMER, Uni-MuMER's ``data.zip``
+    with ``root`` its ``data/CROHME`` or ``data`` folder), ``<split>_caption.txt`` or
     ``caption_<split>.txt``, and a split-less WAP caption (``caption_wap.txt``,
     ``caption_comer.txt``, ``caption.txt``) only beside an ``off_image_<split>/`` folder. It never
     falls back to another split's captions, nor to the caption folder itself for images: a folder
@@ -58,7 +59,8 @@ def locate(
     """
     if edition is not None and edition not in EDITIONS:
         raise ValueError(f"crohme: unknown edition {edition!r}; expected one of {', '.join(EDITIONS)}")
-    split_dirs = [root / "data" / split, root / split]
+    # CoMER's data/<split>/, data.zip's <split>/ (root data/CROHME) or CROHME/<split>/ (root data/).
+    split_dirs = [root / "data" / split, root / split, root / "CROHME" / split]
     if caption_file is not None:
         captions = find_path(root, caption_file, [], f"crohme caption file for split {split!r}")
     else:

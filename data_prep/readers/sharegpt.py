@@ -11,7 +11,8 @@ Read, with option ``file`` (a file, a folder or a glob, relative to ``root`` unl
   per config (``<config>/*.parquet``).
 
 Without ``file`` the reader looks for ``<split>.json``, ``<split>.jsonl``, ``<split>/`` (a folder of
-shards or JSON files) and ``prompts/<split>.json`` under ``root``. Image paths are resolved inside
+shards or JSON files), ``prompts/<split>.json``, ``*/prompts/<split>.json`` and
+``data/*/prompts/<split>.json`` under ``root``. Image paths are resolved inside
 ``root`` (``./data/CROHME/2014/images/x.jpg`` with ``root`` the folder holding ``data/``; when absent
 there, with its leading folders dropped one at a time, so ``root`` may also be ``data/`` or
 ``data/CROHME``); a path leading out of ``root`` is refused (``path_escapes_root``).
@@ -173,6 +174,9 @@ def find_files(root: Path, split: str, file: str | None) -> list[Path]:
         root / split,
         root / "prompts" / f"{split}.json",
     ]
+    # data.zip: data/<DATASET>/prompts/<split>.json, with root the folder holding data/ or data/.
+    for pattern in (f"data/*/prompts/{split}.json", f"*/prompts/{split}.json"):
+        candidates += sorted(root.glob(pattern))
     for candidate in candidates:
         if candidate.is_file():
             return [candidate]
