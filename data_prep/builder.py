@@ -450,7 +450,7 @@ class DatasetBuilder:
                 path.unlink()
         final_dir = self.out / split
         if final_dir.is_dir():
-            for path in final_dir.glob("*.parquet*"):
+            for path in final_dir.glob("shard-*.parquet"):  # only the build's own shards
                 if path.name.split("-of-")[0] not in keep:
                     path.unlink()
 

@@ -81,7 +81,7 @@ def test_rebuild_deletes_only_the_builds_own_files(tmp_path):
     out = tmp_path / "out"
     recipe = {"output_dir": str(out), "train": [source(SAMPLE, max_records=6)]}
     build_dataset(parse_recipe(recipe), progress=False)
-    keep = [out / "train" / "my_notes.txt", out / "notes.md", out / ".build" / ".." / "other.parquet"]
+    keep = [out / "train" / "my_notes.txt", out / "train" / "mine.parquet", out / "notes.md"]
     for path in keep:
         path.write_text("mine")
     build_dataset(parse_recipe({**recipe, "seed": 7}), progress=False)  # a changed recipe rebuilds
