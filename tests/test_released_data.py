@@ -386,3 +386,16 @@ def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, t
     monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
     resumed = load_split(build_dataset(recipe, progress=False), "train")
     assert resumed["id"] == clean["id"] and resumed["answer"] == clean["answer"] and len(clean) == 96
+
+
+def test_a_byte_order_mark_does_not_hide_line_one(datazip, tmp_path):
+    """A caption file saved with a UTF-8 BOM: line 1 is read like every other line."""
+    import shutil
+
+    root = tmp_path / "CROHME"
+    shutil.copytree(datazip / "data" / "CROHME" / "2014", root / "2014")
+    caption = root / "2014" / "caption.txt"
+    caption.write_bytes(b"\xef\xbb\xbf" + caption.read_bytes().replace(b"\n", b"\r\n"))
+    rejects = Rejects(log=False)
+    records = list(get_reader("crohme")(root, "2014", rejects))
+    assert not rejects and [(r.id, r.answer) for r in records] == captions()

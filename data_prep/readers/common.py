@@ -17,6 +17,8 @@ from data_prep.contract import Record, dark_ink_on_light, main_record
 from data_prep.images import DatasetRoot, ImageError, load_image, on_white
 from data_prep.rejects import Rejects
 
+#: The UTF-8 byte-order mark some Windows editors write at the start of a text file.
+UTF8_BOM = b"\xef\xbb\xbf"
 #: Image suffixes readers look for when a label names an image without one.
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg")
 
@@ -79,7 +81,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     occur inside some labels and shift every following line (im2latex: 104,563 lines instead of
     103,558). A trailing ``\\r`` (Windows line ends) is dropped; blank lines are skipped.
     """
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(UTF8_BOM)  # a BOM would glue itself to line 1's name
     for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.removesuffix(b"\r")
         if raw.strip():

@@ -24,6 +24,7 @@ from pathlib import Path
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot, crop_to_ink
 from data_prep.readers.common import (
+    UTF8_BOM,
     ReadCursor,
     RecordMaker,
     check_invert,
@@ -41,7 +42,7 @@ _SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validat
 def _formulas(path: Path) -> list[str | None]:
     """Formula per 0-based index (``None`` where the line is not UTF-8: rejected when used)."""
     formulas: list[str | None] = []
-    for raw in path.read_bytes().split(b"\n"):
+    for raw in path.read_bytes().removeprefix(UTF8_BOM).split(b"\n"):
         try:
             formulas.append(raw.removesuffix(b"\r").decode("utf-8"))
         except UnicodeDecodeError:

@@ -49,7 +49,7 @@ from data_prep.contract import (
     extract_latex,
 )
 from data_prep.images import DatasetRoot, ImageError, decode_image
-from data_prep.readers.common import ReadCursor, check_invert, checked_answer, start_reading
+from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
 from data_prep.rejects import Rejects
 from data_prep.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
 
@@ -207,7 +207,7 @@ def _samples(path: Path, source: str, rejects: Rejects) -> Iterator[tuple[int, A
                 position += 1
                 yield position, row
         return
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    data = path.read_bytes().removeprefix(UTF8_BOM)
     text_start = data.lstrip()[:1]
     if path.suffix == ".json" and text_start == b"[":
         try:
