@@ -23,7 +23,8 @@ from data_prep.build_records import (
     work,
 )
 from data_prep.build_state import rejects_to_state
-from data_prep.recipe import DataRecipe, SourceSpec
+from data_prep.contract import Record
+from data_prep.recipe import DataRecipe, RecipeError, SourceSpec
 from data_prep.rejects import Rejects
 
 if TYPE_CHECKING:
@@ -77,10 +78,13 @@ def selected_records(
         last_total = len(reader_rejects)
         return rejects_to_state(reader_rejects)
 
-    records = reader(Path(spec.root), spec.split, reader_rejects, cursor=cursor, **spec.options)
+    try:
+        records = reader(Path(spec.root), spec.split, reader_rejects, cursor=cursor, **spec.options)
+    except TypeError as err:  # an option the reader does not take
+        raise RecipeError(f"source {spec.name!r}: {spec.reader} reader: {err}") from None
     if cursor.skip:
         logger.info("%s: passing over the %d items completed shards cover", spec.name, cursor.skip)
-    for record in records:
+    for record in _options_checked(records, spec):
         index = cursor.passed
         if spec.holdout is not None and plan.holdout_side is not None:
             in_holdout = stable_fraction(seed, "holdout", spec.name, record.id) < spec.holdout.fraction
@@ -91,6 +95,17 @@ def selected_records(
         selected += 1
         yield StreamItem(index, selected, snapshot(), record)
     yield StreamItem(None, selected, rejects_to_state(reader_rejects), None)
+
+
+def _options_checked(records: Iterator[Record], spec: SourceSpec) -> Iterator[Record]:
+    """``records``, with a reader's ``ValueError`` (a bad option value or an unusable file: bad
+    items are rejects, never errors) turned into a :class:`RecipeError` naming the source."""
+    try:
+        yield from records
+    except RecipeError:
+        raise
+    except ValueError as err:
+        raise RecipeError(f"source {spec.name!r}: {err}") from None
 
 
 def prepared_stream(

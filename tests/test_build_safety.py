@@ -178,3 +178,19 @@ def test_report_is_reproducible(sample_copy, tmp_path):
     text = (first / "report.json").read_text()
     assert "unreadable_image" in text and " at 0x" not in text
     assert text == (second / "report.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"invert": "yes"}, "invert must be auto, true or false"),
+        ({"colour": 1}, "unexpected keyword argument"),
+    ],
+)
+def test_a_bad_reader_option_is_a_one_line_error(tmp_path, options, message, caplog):
+    spec = source(SAMPLE)
+    spec["options"] = {**spec["options"], **options}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"), "train": [spec]}))
+    assert main(["--config", str(path), "--no-progress"]) == 2
+    assert "source 'sample'" in caplog.text and message in caplog.text
