@@ -89,6 +89,9 @@ def test_wap_folder_with_one_caption_file_is_not_every_split(tmp_path):
     (tmp_path / "2016" / "caption.txt").write_text("a\tx\n")
     with pytest.raises(FileNotFoundError, match="images folder for split '2016' not found"):
         list(get_reader("crohme")(tmp_path, "2016", Rejects(log=False)))
+    (tmp_path / "2016" / "images.pkl").write_bytes(b"\x80\x04not loaded")
+    with pytest.raises(FileNotFoundError, match="holds images.pkl, a pickle, which is never loaded"):
+        list(get_reader("crohme")(tmp_path, "2016", Rejects(log=False)))
 
 
 def test_sharegpt_prompts_file_of_datazip(datazip):

@@ -78,13 +78,13 @@ def locate(
     names = [f"off_image_{split}", f"{split}_images"]
     if in_split_dir or caption_file is not None:
         names = ["img", "images", *names]
-    images = find_path(
-        root,
-        images_dir,
-        [base / n for n in names],
-        f"crohme images folder for split {split!r}",
-        folder=True,
-    )
+    candidates = [base / n for n in names]
+    if images_dir is None and not any(c.is_dir() for c in candidates) and (base / "images.pkl").exists():
+        raise FileNotFoundError(
+            f"crohme images folder for split {split!r} not found: {base} holds images.pkl, a pickle, "
+            "which is never loaded (it could run code); use a copy with image files (docs/datasets.md)"
+        )
+    images = find_path(root, images_dir, candidates, f"crohme images folder for split {split!r}", folder=True)
     return captions, images, edition
 
 
