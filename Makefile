@@ -65,6 +65,10 @@ tiny-model: $(STAMP)  ## Build the tiny offline Qwen2.5-VL used by tests and the
 data: $(STAMP)  ## Build a training/test dataset from a data recipe (DATA_RECIPE=...)
 	$(PY) -m data_prep.build --config $(DATA_RECIPE) $(ARGS)
 
+.PHONY: push-data
+push-data: $(STAMP)  ## Upload a built dataset to the Hub with its card (DATA_DIR=..., REPO_ID=user/name)
+	$(PY) -m data_prep.push --data-dir $(DATA_DIR) --repo-id $(REPO_ID) $(ARGS)
+
 finetune: $(STAMP)  ## Fine-tune from a recipe (RECIPE=recipes/<model>/<method>.yaml)
 	$(PY) -m train.launch --config $(RECIPE) $(ARGS)
 

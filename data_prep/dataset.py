@@ -20,7 +20,7 @@ def list_splits(data_dir: str | Path) -> list[str]:
     return sorted(
         p.name
         for p in data_dir.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.parquet"))
+        if p.is_dir() and not p.name.startswith(".") and any(p.glob("shard-*.parquet"))
     )
 
 
@@ -39,7 +39,7 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
             raise RuntimeError(
                 f"split {split!r} in {data_dir} did not finish building; rerun `python -m data_prep.build` to resume it"
             )
-    files = sorted((data_dir / split).glob("*.parquet"))
+    files = sorted((data_dir / split).glob("shard-*.parquet"))  # the build's own shards only
     if state is not None:
         verify_shards(data_dir, split, state.get("shards", []))
     if not files:

@@ -16,14 +16,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageChops, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageOps
 
 #: Suffixes refused outright: unpickling an untrusted file runs arbitrary code.
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle"})
 #: Every pickle protocol >= 2 starts with PROTO (0x80) then the protocol number.
 _PICKLE_PROTOCOLS = frozenset(range(2, 6))
-#: :func:`mostly_dark`: an image whose mean grey level is below this is taken as light ink on dark.
-DARK_MEAN = 128
 
 
 class ImageError(ValueError):
@@ -196,10 +194,11 @@ def invert(image: Image.Image) -> Image.Image:
 
 
 def mostly_dark(image: Image.Image) -> bool:
-    """True when the image is mostly dark (light ink on a dark page, as CROHME's bitmaps), judged
-    by its mean grey level once composited on white."""
-    gray = on_white(image).convert("L")
-    return ImageStat.Stat(gray).mean[0] < DARK_MEAN
+    """True when the image is light ink on a dark page (as CROHME's bitmaps): the one rule of
+    :func:`data_prep.contract.ink_is_light` (border, then histogram)."""
+    from data_prep.contract import ink_is_light  # local: the contract imports this module
+
+    return ink_is_light(image)
 
 
 def _ink_box(image: Image.Image, threshold: int) -> tuple[int, int, int, int] | None:

@@ -50,8 +50,12 @@ ERROR_TASKS = (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION)
 AUX_TASKS = DERIVED_TASKS + ERROR_TASKS
 #: What to do with a training record that matches a test set.
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
+#: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
+DEFAULT_MAX_REJECT_FRACTION = 0.05
 #: Split names become folder names and dataset split names.
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: What ``datasets`` accepts as a split name (``datasets.splits``): test sets and holdouts are splits.
+_HF_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
 
 class RecipeError(ValueError):
@@ -120,7 +124,7 @@ class DataRecipe:
     test_sets: tuple[SourceSpec, ...] = ()
     seed: int = 1234
     shard_size: int = 2000
-    max_reject_fraction: float | None = None
+    max_reject_fraction: float = DEFAULT_MAX_REJECT_FRACTION
     contamination: ContaminationSpec = ContaminationSpec()
     sharegpt: bool = False
     num_proc: int = 1
@@ -356,6 +360,13 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
     split_names = [s.name for s in test_specs] + [s.holdout.name for s in train_specs if s.holdout]
     if "train" in split_names or len(set(split_names)) != len(split_names):
         raise _fail(where, f"test set names must be unique and not 'train', got {split_names}")
+    for name in split_names:
+        if not _HF_SPLIT_NAME.match(name):
+            raise _fail(
+                where,
+                f"test set name {name!r} is not a usable dataset split name (Hugging Face datasets "
+                "accepts letters, digits and '_', groups joined by '.')",
+            )
 
     for spec in train_specs + test_specs:
         _check_reader(spec.reader, f"{where}: source {spec.name!r}", spec.options)
@@ -381,7 +392,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
         test_sets=test_specs,
         seed=_int(top.get("seed", 1234), f"{where}: seed"),
         shard_size=_int(top.get("shard_size", 2000), f"{where}: shard_size", 1),
-        max_reject_fraction=None
+        max_reject_fraction=DEFAULT_MAX_REJECT_FRACTION
         if max_reject is None
         else _fraction(max_reject, f"{where}: max_reject_fraction"),
         contamination=ContaminationSpec(

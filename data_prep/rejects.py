@@ -10,10 +10,19 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
+#: Object addresses in error messages (``<_io.BytesIO object at 0x7f...>``) differ between runs.
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def clean_detail(detail: str) -> str:
+    """A reject's detail as reported: object addresses dropped (reports must be reproducible), at
+    most 300 characters."""
+    return _ADDRESS.sub("", detail)[:300]
 
 
 class TooManyRejects(RuntimeError):
@@ -51,7 +60,7 @@ class Rejects:
         line: int | None = None,
         detail: str = "",
     ) -> None:
-        reject = Reject(source, reason, str(file), line, detail[:300])
+        reject = Reject(source, reason, str(file), line, clean_detail(detail))
         key = (source, reason)
         self.counts[key] += 1
         if len(self.examples[key]) < self.keep_examples:

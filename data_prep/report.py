@@ -17,7 +17,7 @@ import numpy as np
 from data_prep.io_utils import write_text_atomic
 
 if TYPE_CHECKING:  # imports for annotations only: build imports this module
-    from data_prep.build import SplitResult
+    from data_prep.builder import SplitResult
     from data_prep.recipe import DataRecipe
 
 PERCENTILES = (0, 50, 90, 99, 100)
@@ -44,7 +44,9 @@ def _split_report(result: SplitResult, train_vocab: collections.Counter | None) 
     widths: list[int] = []
     heights: list[int] = []
     vocab: collections.Counter[str] = collections.Counter()
+    inverted: collections.Counter[str] = collections.Counter()
     for stats in result.stats:
+        inverted.update(stats.inverted)
         for key, n in stats.rows.items():
             source, task = key.split("|")
             rows_by[source][task] = rows_by[source].get(task, 0) + n
@@ -66,10 +68,13 @@ def _split_report(result: SplitResult, train_vocab: collections.Counter | None) 
         "image_height": distribution(heights),
         "image_pixels": distribution([w * h for w, h in zip(widths, heights)]),
         "vocabulary_size": len(vocab),
+        "images_inverted": {"total": sum(inverted.values()), "by_source": dict(sorted(inverted.items()))},
         "rejected_input": result.input_rejects.to_dict(),
         "rejected_tasks": result.task_rejects.to_dict(),
         "excluded": result.excluded.to_dict(),
     }
+    if result.reader_rejects_in:
+        report["reader_rejections_counted_in"] = result.reader_rejects_in
     if train_vocab is not None:
         unseen = {token: n for token, n in vocab.most_common() if token not in train_vocab}
         report["tokens_not_in_train"] = unseen
@@ -97,7 +102,7 @@ def build_report(
     return {
         "recipe": recipe.path,
         "recipe_hash": recipe_hash,
-        "status": f"failed: too many rejects in {failed}" if failed else "ok",
+        "status": f"failed: {failed} was not kept (see the error message)" if failed else "ok",
         "splits": splits,
         "contamination": {
             "policy": {
@@ -157,6 +162,18 @@ def to_markdown(report: dict[str, Any]) -> str:
         for key in ("image_width", "image_height", "image_pixels"):
             lines.append(_distribution_row(key.replace("_", " "), data[key]))
         lines.append("")
+        inverted = data["images_inverted"]
+        lines += [
+            f"Images inverted to dark ink on a light page: {inverted['total']:,}"
+            + "".join(f"; `{source}` {n:,}" for source, n in inverted["by_source"].items()),
+            "",
+        ]
+        if data.get("reader_rejections_counted_in"):
+            lines += [
+                "Its reader's rejections are counted once, in split "
+                f"`{data['reader_rejections_counted_in']}` (the same source feeds both).",
+                "",
+            ]
         lines += _rejects_md("Rejected input", data["rejected_input"])
         lines += _rejects_md("Auxiliary records not derived", data["rejected_tasks"])
         lines += _rejects_md("Excluded from training (test-set contamination)", data["excluded"])

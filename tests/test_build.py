@@ -213,10 +213,10 @@ def test_contamination_exclusions_cite_the_caption_file_and_line(tmp_path):
     line_of = {line.split("\t")[0]: number for number, line in enumerate(captions, 1) if line.strip()}
     overlapping = list(line_of)[3:5]
     test_root = tmp_path / "fake_test"
-    (test_root / "img").mkdir(parents=True)
+    (test_root / "test" / "img").mkdir(parents=True)
     for name in overlapping:
-        shutil.copy(SAMPLE / "off_image_test" / f"{name}_0.bmp", test_root / "img" / f"{name}.bmp")
-    (test_root / "caption.txt").write_text(
+        shutil.copy(SAMPLE / "off_image_test" / f"{name}_0.bmp", test_root / "test" / "img" / f"{name}.bmp")
+    (test_root / "test" / "caption.txt").write_text(
         "".join(line + "\n" for line in captions if line.split("\t")[0] in overlapping)
     )
     recipe = parse_recipe(
@@ -318,7 +318,9 @@ def test_resume_opens_no_image_that_finished_shards_cover(tmp_path, monkeypatch)
     bad = ["first line without a tab", "broken\tx"]
     captions.write_text("\n".join([bad[0], *lines[:5], bad[1], *lines[5:], "ghost\ty"]) + "\n")
     source = sample_source(root, tasks={"counting": 1.0})
-    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "shard_size": 10, "train": [source]})
+    recipe = parse_recipe(
+        {"output_dir": str(tmp_path / "o"), "shard_size": 10, "max_reject_fraction": 0.1, "train": [source]}
+    )
     clean = build_dataset(recipe, tmp_path / "clean", progress=False)
 
     real_write = build_module.DatasetBuilder._write_shard

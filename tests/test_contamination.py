@@ -63,15 +63,15 @@ def test_formula_normalisation_bridges_caption_editions():
 def _overlap_setup(tmp_path: Path, count: int = 5) -> Path:
     """A made-up test set: ``count`` sample images (as PNG, renamed) with their captions."""
     root = tmp_path / "fake_test"
-    (root / "img").mkdir(parents=True)
+    (root / "test" / "img").mkdir(parents=True)
     captions = [line for line in (SAMPLE / "caption_comer.txt").read_text().split("\n") if line.strip()]
     lines = []
     for n, line in enumerate(captions[:count]):
         name, label = line.split("\t", 1)
         image = Image.open(SAMPLE / "off_image_test" / f"{name}_0.bmp")
-        image.save(root / "img" / f"copy{n}.png")
+        image.save(root / "test" / "img" / f"copy{n}.png")
         lines.append(f"copy{n}\t{label}")
-    (root / "caption.txt").write_text("\n".join(lines))
+    (root / "test" / "caption.txt").write_text("\n".join(lines))
     return root
 
 
@@ -109,10 +109,10 @@ def test_build_excludes_overlapping_images(tmp_path):
 def test_formula_overlap_reported_or_excluded_by_policy(tmp_path):
     test_root = _overlap_setup(tmp_path)
     # Blank the test images so only the formulas overlap.
-    for path in (test_root / "img").iterdir():
+    for path in (test_root / "test" / "img").iterdir():
         Image.new("L", (40, 40), 255).save(path)
-    (test_root / "img" / "copy1.png").unlink()
-    Image.new("L", (50, 30), 0).save(test_root / "img" / "copy1.png")  # two blank images differ
+    (test_root / "test" / "img" / "copy1.png").unlink()
+    Image.new("L", (50, 30), 0).save(test_root / "test" / "img" / "copy1.png")  # two blank images differ
     report_only = build_dataset(parse_recipe(_recipe(tmp_path, test_root)), progress=False)
     report = json.loads((report_only / "report.json").read_text())
     assert len(load_split(report_only, "train")) == 48

@@ -28,6 +28,7 @@ def test_shipped_recipe_validates(path):
 def test_expected_recipes_are_shipped():
     names = {p.name for p in RECIPES}
     assert {"crohme_sample.yaml", "crohme.yaml", "crohme_hme100k.yaml", "unimumer_full.yaml"} <= names
+    assert {"unimumer_released.yaml", "unimumer_released_test.yaml"} <= names
 
 
 def test_sample_recipe_paths_exist(monkeypatch):

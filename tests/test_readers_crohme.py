@@ -18,7 +18,17 @@ def _read(root, split="test", **options):
 
 
 def test_registry_lists_every_source_and_rejects_unknown_names():
-    assert set(READERS) == {"crohme", "crohme_inkml", "hme100k", "im2latex", "mlhme38k", "m2e", "mathwriting"}
+    assert set(READERS) == {
+        "crohme",
+        "crohme_inkml",
+        "hme100k",
+        "im2latex",
+        "mlhme38k",
+        "m2e",
+        "mathwriting",
+        "sharegpt",
+        "labels",
+    }
     assert get_reader("crohme") is crohme.read
     with pytest.raises(KeyError, match="known sources: crohme, crohme_inkml"):
         get_reader("crohme2014")

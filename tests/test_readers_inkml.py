@@ -144,6 +144,7 @@ def test_mathwriting_reader():
         "label_type": "normalizedLabel",
         "sample_id": "mw_normalized",
         "inkml_file": "mw_normalized.inkml",
+        "inverted": False,  # rendered black on white: the polarity rule leaves it alone
     }
     assert (
         by_id["mw_label_only"].meta["label_type"] == "label" and by_id["mw_label_only"].answer == "a _ { 1 }"

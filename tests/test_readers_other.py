@@ -56,6 +56,7 @@ def test_hme100k_bad_lines(tmp_path):
         "image_file": "a.jpg",
         "label_file": "test_labels.txt",
         "line": 1,
+        "inverted": False,
     }
     assert rejects.by_reason() == {"unreadable_image": 1, "missing_image": 1, "no_tab": 1}
 

@@ -12,10 +12,13 @@ from typing import Any
 
 from PIL import Image
 
-from data_prep.contract import Record, main_record
+from data_prep.answer_check import answer_problem
+from data_prep.contract import Record, dark_ink_on_light, main_record
 from data_prep.images import DatasetRoot, ImageError, load_image, on_white
 from data_prep.rejects import Rejects
 
+#: The UTF-8 byte-order mark some Windows editors write at the start of a text file.
+UTF8_BOM = b"\xef\xbb\xbf"
 #: Image suffixes readers look for when a label names an image without one.
 IMAGE_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg")
 
@@ -78,7 +81,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     occur inside some labels and shift every following line (im2latex: 104,563 lines instead of
     103,558). A trailing ``\\r`` (Windows line ends) is dropped; blank lines are skipped.
     """
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(UTF8_BOM)  # a BOM would glue itself to line 1's name
     for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.removesuffix(b"\r")
         if raw.strip():
@@ -189,7 +192,9 @@ def label_latex(
     label: str, tokenize_label: bool, source: str, rejects: Rejects, file: Path, line: int | None, what: str
 ) -> str | None:
     """``label`` (tokenised with :func:`tokenize` when asked), or ``None`` after a ``latex_error``
-    (the tokeniser cannot read it) or ``empty_label`` (no tokens) reject; ``what`` names the item."""
+    (the tokeniser cannot read it), ``empty_label`` (no tokens), ``unbalanced_braces`` or
+    ``dangling_script`` reject (:func:`data_prep.answer_check.answer_problem`); ``what`` names the
+    item."""
     latex = label
     if tokenize_label:
         try:
@@ -197,10 +202,26 @@ def label_latex(
         except ValueError as err:
             rejects.add(source, "latex_error", file, line, f"{what}: {err}; label: {label[:80]!r}")
             return None
-    if not latex.strip():
-        rejects.add(source, "empty_label", file, line, f"{what}: no tokens in {label[:80]!r}")
+    return checked_answer(latex, source, rejects, file, line, what)
+
+
+def checked_answer(
+    latex: str, source: str, rejects: Rejects, file: Path | str, line: int | None, what: str
+) -> str | None:
+    """``latex`` when it can be an answer, else ``None`` after rejecting it with the reason."""
+    problem = answer_problem(latex)
+    if problem is not None:
+        reason, detail = problem
+        rejects.add(source, reason, file, line, f"{what}: {detail}; label: {latex[:80]!r}")
         return None
     return latex
+
+
+def check_invert(value: str | bool, source: str) -> str | bool:
+    """The ``invert`` reader option, validated at the start of a read (``auto``, true or false)."""
+    if value == "auto" or isinstance(value, bool):
+        return value
+    raise ValueError(f"{source}: option invert must be auto, true or false, not {value!r}")
 
 
 @dataclasses.dataclass
@@ -221,8 +242,14 @@ class RecordMaker:
     images: DatasetRoot
     #: Tokenise labels with :func:`tokenize` (``latex_error`` when it cannot).
     tokenize_labels: bool = False
-    #: Applied to each decoded image (invert, crop); ``None`` from it is a ``blank_image`` reject.
+    #: Applied to each decoded image (a crop) after the ink polarity is settled (unless
+    #: ``polarity_first`` is false); ``None`` from it is a ``blank_image`` reject.
     prepare: Callable[[Image.Image], Image.Image | None] | None = None
+    #: Ink polarity (:func:`data_prep.contract.dark_ink_on_light`): ``"auto"`` per image, or forced.
+    invert: str | bool = "auto"
+    #: Settle the polarity before ``prepare`` (default) or after it (im2latex: its pages are
+    #: renders, cropped first so the decision looks at the formula, not the whole page).
+    polarity_first: bool = True
     seen: set[str] = dataclasses.field(default_factory=set)
     cursor: ReadCursor = dataclasses.field(default_factory=ReadCursor)
 
@@ -271,13 +298,24 @@ class RecordMaker:
         if skipped:
             return None
         image = load_or_reject(image_path, self.images, self.source, self.rejects, self.label_file, line)
-        if image is not None and self.prepare is not None:
+        if image is None:
+            return None
+        inverted = False
+        if self.polarity_first:
+            image, inverted = dark_ink_on_light(image, self.invert)
+        if self.prepare is not None:
             image = self.prepare(image)
             if image is None:
                 self.reject("blank_image", line, f"{image_path.name} has no ink")
-        if image is None:
-            return None
-        where = {"image_file": image_path.name, "label_file": self.label_file.name, "line": line}
+                return None
+        if not self.polarity_first:
+            image, inverted = dark_ink_on_light(image, self.invert)
+        where = {
+            "image_file": image_path.name,
+            "label_file": self.label_file.name,
+            "line": line,
+            "inverted": inverted,
+        }
         return main_record(image_id, self.source, self.split, image, latex, **{**where, **meta})
 
 

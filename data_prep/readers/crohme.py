@@ -4,11 +4,14 @@ Two layouts are read:
 
 * ``wap`` (WAP, BTTR, the repo's ``samples/crohme2014_test``): one caption file and one image
   folder side by side, e.g. ``caption_wap.txt`` + ``off_image_test/NAME_0.bmp``.
-* ``comer`` (CoMER, TAMER, Uni-MuMER): ``data/<split>/caption.txt`` + ``data/<split>/img/NAME.bmp``,
-  ``split`` being ``train``, ``2014``, ``2016`` or ``2019``.
+* ``comer`` (CoMER, TAMER): ``data/<split>/caption.txt`` + ``data/<split>/img/NAME.bmp``,
+  ``split`` being ``train``, ``2014``, ``2016`` or ``2019``; Uni-MuMER's ``data.zip`` has the same
+  captions as ``data/CROHME/<split>/caption.txt`` + ``<split>/images/NAME.jpg`` (``root`` is then
+  ``data/CROHME``).
 
 Captions are ``NAME<TAB>space separated tokens``, split on ``\\n`` only. Bitmaps are white ink on
-black and are inverted. The caption *edition* (``wap`` or ``comer``; 85 of the 986 CROHME 2014 lines
+black; ``data.zip``'s JPGs black on white: the ink polarity is decided per image
+(``invert: auto``) so both end as dark ink on a light page. The caption *edition* (``wap`` or ``comer``; 85 of the 986 CROHME 2014 lines
 differ, mostly ``\\limits``) is recorded in ``meta`` because published tables score against the
 CoMER edition.
 """
@@ -20,11 +23,12 @@ from pathlib import Path
 
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot
-from data_prep.images import invert as invert_image
 from data_prep.readers.common import (
     ReadCursor,
     RecordMaker,
+    check_invert,
     find_path,
+    first_existing,
     index_images,
     iter_tab_labels,
     start_reading,
@@ -42,33 +46,45 @@ def locate(
     caption_file: str | Path | None = None,
     images_dir: str | Path | None = None,
 ) -> tuple[Path, Path, str]:
-    """``(caption_file, images_dir, edition)`` for a download, with clear errors when absent."""
+    """``(caption_file, images_dir, edition)`` of one split, with an error listing every place
+    looked at when absent.
+
+    The search only accepts files that name the split: ``data/<split>/caption.txt``,
+    ``<split>/caption.txt`` or ``CROHME/<split>/caption.txt`` (CoMER, Uni-MuMER's ``data.zip``
+    with ``root`` its ``data/CROHME`` or ``data`` folder), ``<split>_caption.txt`` or
+    ``caption_<split>.txt``, and a split-less WAP caption (``caption_wap.txt``,
+    ``caption_comer.txt``, ``caption.txt``) only beside an ``off_image_<split>/`` folder. It never
+    falls back to another split's captions, nor to the caption folder itself for images: a folder
+    holding one caption file is read with ``caption_file`` (and ``images_dir``) named.
+    """
     if edition is not None and edition not in EDITIONS:
         raise ValueError(f"crohme: unknown edition {edition!r}; expected one of {', '.join(EDITIONS)}")
-    comer_dirs = [root / "data" / split, root / split]
-    comer_dir = next((d for d in comer_dirs if (d / "caption.txt").is_file()), None)
-    if caption_file is None and comer_dir is not None:
-        captions = comer_dir / "caption.txt"
+    # CoMER's data/<split>/, data.zip's <split>/ (root data/CROHME) or CROHME/<split>/ (root data/).
+    split_dirs = [root / "data" / split, root / split, root / "CROHME" / split]
+    if caption_file is not None:
+        captions = find_path(root, caption_file, [], f"crohme caption file for split {split!r}")
     else:
-        names = [f"caption_{edition}.txt"] if edition else [f"caption_{e}.txt" for e in EDITIONS]
-        names += [f"{split}_caption.txt", "caption.txt"]
-        captions = find_path(
-            root, caption_file, [root / n for n in names], f"crohme caption file for split {split!r}"
-        )
+        candidates = [d / "caption.txt" for d in split_dirs]
+        candidates += [root / f"{split}_caption.txt", root / f"caption_{split}.txt"]
+        if (root / f"off_image_{split}").is_dir():
+            names = [f"caption_{edition}.txt"] if edition else [f"caption_{e}.txt" for e in EDITIONS]
+            candidates += [root / n for n in [*names, "caption.txt"]]
+        candidates = [c for c in candidates if c.is_file()] or candidates
+        captions = first_existing(candidates, f"crohme caption file for split {split!r}")
+    in_split_dir = captions.parent in split_dirs or captions.parent.name == split
     if edition is None:
-        stem = captions.stem.lower()
-        edition = (
-            "comer" if (comer_dir is not None and captions.parent == comer_dir) or "comer" in stem else "wap"
+        edition = "comer" if in_split_dir or "comer" in captions.stem.lower() else "wap"
+    base = captions.parent
+    names = [f"off_image_{split}", f"{split}_images"]
+    if in_split_dir or caption_file is not None:
+        names = ["img", "images", *names]
+    candidates = [base / n for n in names]
+    if images_dir is None and not any(c.is_dir() for c in candidates) and (base / "images.pkl").exists():
+        raise FileNotFoundError(
+            f"crohme images folder for split {split!r} not found: {base} holds images.pkl, a pickle, "
+            "which is never loaded (it could run code); use a copy with image files (docs/datasets.md)"
         )
-    bases = [captions.parent] if captions.parent == root else [captions.parent, root]
-    names = ["img", f"off_image_{split}", split, "images"]
-    images = find_path(
-        root,
-        images_dir,
-        [base / n for base in bases for n in names] + bases,
-        f"crohme images folder for split {split!r}",
-        folder=True,
-    )
+    images = find_path(root, images_dir, candidates, f"crohme images folder for split {split!r}", folder=True)
     return captions, images, edition
 
 
@@ -80,7 +96,7 @@ def read(
     edition: str | None = None,
     caption_file: str | Path | None = None,
     images_dir: str | Path | None = None,
-    invert: bool = True,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one CROHME split.
@@ -92,7 +108,10 @@ def read(
         caption_file: caption file (relative to ``root`` or absolute) instead of the search.
         images_dir: image folder (relative to ``root`` or absolute) instead of the search
             (``img/``, ``off_image_<split>/``, ``<split>/``, ``images/`` beside the captions).
-        invert: invert the white-on-black bitmaps (default ``True``).
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`), so the white-on-black bitmaps of
+            WAP/CoMER are inverted and the black-on-white JPGs of Uni-MuMER's ``data.zip`` are
+            not; ``true``/``false`` force it. ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -110,7 +129,7 @@ def read(
         rejects,
         captions,
         DatasetRoot(images),
-        prepare=invert_image if invert else None,
+        invert=check_invert(invert, SOURCE),
         cursor=cursor,
     )
     for line, name, label in iter_tab_labels(captions, SOURCE, rejects):

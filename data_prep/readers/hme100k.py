@@ -17,6 +17,7 @@ from data_prep.latex import has_cjk
 from data_prep.readers.common import (
     ReadCursor,
     RecordMaker,
+    check_invert,
     find_path,
     index_images,
     iter_tab_labels,
@@ -34,7 +35,9 @@ def locate(
     labels = find_path(
         root,
         labels_file,
-        [b / f"{split}_labels.txt" for b in bases] + [b / "labels.txt" for b in bases],
+        [b / f"{split}_labels.txt" for b in bases]
+        + [b / "labels.txt" for b in bases]
+        + [root / split / "caption.txt"],
         f"hme100k labels for split {split!r}",
     )
     base = labels.parent
@@ -56,15 +59,20 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     drop_cjk: bool = False,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one HME100K split (``train`` or ``test``).
 
     Options:
-        labels_file: labels file instead of the search (``<split>_labels.txt`` in ``root/<split>``
-            or ``root``).
+        labels_file: labels file instead of the search (``<split>_labels.txt`` or
+            ``labels.txt`` in ``root/<split>`` or ``root``, then ``<split>/caption.txt`` as in
+            Uni-MuMER's ``data.zip``); names with or without ``.jpg``.
         images_dir: image folder instead of ``<split>_images/`` beside the labels.
         drop_cjk: reject labels containing CJK characters (reason ``cjk_label``).
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -74,9 +82,10 @@ def read(
     """
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
+    invert = check_invert(invert, SOURCE)
     labels, images = locate(root, split, labels_file, images_dir)
     index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), cursor=cursor)
+    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), invert=invert, cursor=cursor)
     for line, name, label in iter_tab_labels(labels, SOURCE, rejects):
         cjk = has_cjk(label)
         if cjk and drop_cjk:

@@ -23,7 +23,15 @@ from pathlib import Path
 
 from data_prep.contract import Record
 from data_prep.images import DatasetRoot, crop_to_ink
-from data_prep.readers.common import ReadCursor, RecordMaker, find_path, iter_lines, start_reading
+from data_prep.readers.common import (
+    UTF8_BOM,
+    ReadCursor,
+    RecordMaker,
+    check_invert,
+    find_path,
+    iter_lines,
+    start_reading,
+)
 from data_prep.rejects import Rejects
 
 SOURCE = "im2latex"
@@ -34,7 +42,7 @@ _SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validat
 def _formulas(path: Path) -> list[str | None]:
     """Formula per 0-based index (``None`` where the line is not UTF-8: rejected when used)."""
     formulas: list[str | None] = []
-    for raw in path.read_bytes().split(b"\n"):
+    for raw in path.read_bytes().removeprefix(UTF8_BOM).split(b"\n"):
         try:
             formulas.append(raw.removesuffix(b"\r").decode("utf-8"))
         except UnicodeDecodeError:
@@ -78,6 +86,7 @@ def read(
     tokenize_formulas: bool | None = None,
     crop: bool = True,
     margin: int = 8,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one im2latex split (``train``, ``validate``/``val``, ``test``).
@@ -90,6 +99,9 @@ def read(
             and csv, no for the already tokenised norm file).
         crop: crop to the ink bounding box plus ``margin`` pixels (default on; needed for the
             raw full pages, harmless on processed ones).
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -101,6 +113,7 @@ def read(
     """
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
+    invert = check_invert(invert, SOURCE)
     split = _SPLIT_ALIASES.get(split, split)
     if variant == "auto":
         variant = _detect_variant(root, split)
@@ -163,7 +176,16 @@ def read(
     for file, line, name, formula, meta in items():
         if maker is None:  # the label file (csv or split list) is known once items() has found it
             maker = RecordMaker(
-                SOURCE, split, rejects, file, DatasetRoot(images), tokenize_formulas, prepare, cursor=cursor
+                SOURCE,
+                split,
+                rejects,
+                file,
+                DatasetRoot(images),
+                tokenize_formulas,
+                prepare,
+                invert=invert,
+                polarity_first=False,
+                cursor=cursor,
             )
         if not formula or not formula.strip():
             maker.reject("empty_label", line, name)

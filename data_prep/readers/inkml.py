@@ -17,7 +17,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeElementTree
 from tqdm import tqdm
 
-from data_prep.contract import Record, main_record
+from data_prep.contract import Record, dark_ink_on_light, main_record
 from data_prep.images import DatasetRoot, ImageError
 from data_prep.inkml_render import RenderOptions, render_traces
 from data_prep.readers.common import ReadCursor, label_latex
@@ -185,6 +185,15 @@ def _inkml_record(
     except ValueError as err:
         rejects.add(source, "render_error", path, None, str(err))
         return None
+    # Rendered black on white by construction: the shared rule leaves it as it is.
+    image, inverted = dark_ink_on_light(image, "auto")
     return main_record(
-        path.stem, source, split, image, latex, inkml_file=str(path.relative_to(folder)), **meta
+        path.stem,
+        source,
+        split,
+        image,
+        latex,
+        inkml_file=str(path.relative_to(folder)),
+        inverted=inverted,
+        **meta,
     )

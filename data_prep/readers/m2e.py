@@ -25,6 +25,7 @@ from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     ReadCursor,
     RecordMaker,
+    check_invert,
     find_path,
     index_images,
     iter_text_lines,
@@ -64,6 +65,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     tokenize_labels: bool = True,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of one M2E split.
@@ -75,6 +77,9 @@ def read(
             ``<split>_images/``, ``images/``).
         tokenize_labels: tokenise the converted LaTeX with ``data_prep.latex.tokenize_latex``
             (default ``True``).
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -85,6 +90,7 @@ def read(
     """
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
+    invert = check_invert(invert, SOURCE)
     names = [f"{split}.jsonl", f"{split}.json", f"{split}/{split}.jsonl", f"{split}/labels.jsonl"]
     labels = find_path(root, labels_file, [root / n for n in names], f"m2e labels for split {split!r}")
     candidates = [root / split / "images", root / f"{split}_images", root / "images", root / split]
@@ -97,7 +103,14 @@ def read(
     )
     index = index_images(images)
     maker = RecordMaker(
-        SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels, cursor=cursor
+        SOURCE,
+        split,
+        rejects,
+        labels,
+        DatasetRoot(images),
+        tokenize_labels=tokenize_labels,
+        invert=invert,
+        cursor=cursor,
     )
     for line, text in iter_text_lines(labels, SOURCE, rejects):
         try:

@@ -17,6 +17,7 @@ from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     ReadCursor,
     RecordMaker,
+    check_invert,
     find_path,
     index_images,
     iter_text_lines,
@@ -61,6 +62,7 @@ def read(
     labels_file: str | Path | None = None,
     images_dir: str | Path | None = None,
     tokenize_labels: bool = True,
+    invert: str | bool = "auto",
     cursor: ReadCursor | None = None,
 ) -> Iterator[Record]:
     """Main-task records of MLHME-38K (``split`` ``train``; the folder is ``<split>_set/``).
@@ -71,6 +73,9 @@ def read(
         tokenize_labels: tokenise raw labels with ``data_prep.latex.tokenize_latex`` so
             environments and braces follow the shared token format (default ``True``); a label
             that is already tokenised is kept exactly as published.
+        invert: ink polarity: ``"auto"`` (default) decides per image from its border and
+            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).
 
@@ -81,6 +86,7 @@ def read(
     """
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
+    invert = check_invert(invert, SOURCE)
     bases = [root / f"{split}_set", root / split, root]
     labels = find_path(
         root,
@@ -94,7 +100,14 @@ def read(
     )
     index = index_images(images)
     maker = RecordMaker(
-        SOURCE, split, rejects, labels, DatasetRoot(images), tokenize_labels=tokenize_labels, cursor=cursor
+        SOURCE,
+        split,
+        rejects,
+        labels,
+        DatasetRoot(images),
+        tokenize_labels=tokenize_labels,
+        invert=invert,
+        cursor=cursor,
     )
     for line, name, label in _labels(labels, rejects):
         if not name or not label:

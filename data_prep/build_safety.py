@@ -1,0 +1,124 @@
+"""What keeps a dataset build from losing data: it never writes into (or around) a source, and it
+deletes only files it wrote itself.
+
+:func:`check_output_dir` refuses, before anything is written, an output folder that is a source
+folder, lies inside one, or contains one (a rebuild would otherwise delete raw images: a split
+folder named ``2016`` is also CROHME's ``2016/`` folder). :func:`remove_own_files` deletes an earlier
+build's files by name (shards, reports, card, resume state), never a folder with anything else in
+it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from data_prep.recipe import DataRecipe, RecipeError
+
+#: Reader options that name files or folders (relative to the source root unless absolute).
+PATH_OPTIONS = (
+    "file",
+    "labels",
+    "images",
+    "caption_file",
+    "images_dir",
+    "labels_file",
+    "formulas_file",
+    "split_file",
+    "inkml_dir",
+)
+#: Files the build writes at the top of its output folder.
+TOP_FILES = ("manifest.json", "report.json", "report.md", "vocab.txt")
+
+
+def source_paths(recipe: DataRecipe) -> list[tuple[str, Path]]:
+    """``(description, path)`` of every source root and path option the recipe reads from."""
+    paths = []
+    for spec in (*recipe.train, *recipe.test_sets):
+        root = Path(spec.root)
+        paths.append((f"source {spec.name!r} (root)", root))
+        for key in PATH_OPTIONS:
+            value = spec.options.get(key)
+            if isinstance(value, str) and value and not any(c in value for c in "*?["):
+                path = Path(value)
+                paths.append(
+                    (f"source {spec.name!r} (options.{key})", path if path.is_absolute() else root / path)
+                )
+    return paths
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def check_output_dir(out: str | Path, recipe: DataRecipe) -> None:
+    """A :class:`RecipeError` when ``out`` is, lies inside or contains a folder the recipe reads."""
+    out_real = _real(Path(out))
+    for what, path in source_paths(recipe):
+        real = _real(path)
+        if real == out_real:
+            relation = "is"
+        elif real in out_real.parents:
+            relation = "lies inside"
+        elif out_real in real.parents:
+            relation = "contains"
+        else:
+            continue
+        raise RecipeError(
+            f"{recipe.path}: output_dir {out} {relation} {what} {path}: a build writes and deletes "
+            "files in its output folder, so it must be a folder of its own, outside every source "
+            "(e.g. outputs/data/NAME); nothing was written"
+        )
+    from data_prep.card import CARD_MARKER
+
+    card = Path(out) / "README.md"
+    if card.is_file() and CARD_MARKER not in card.read_text(encoding="utf-8", errors="replace"):
+        raise RecipeError(
+            f"{recipe.path}: output_dir {out} holds a README.md the build did not write (the build "
+            "writes its dataset card there): choose an empty folder; nothing was written"
+        )
+
+
+def _unlink_matching(folder: Path, patterns: tuple[str, ...]) -> None:
+    if not folder.is_dir():
+        return
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # absent, or holds files the build did not write: left alone
+
+
+def remove_own_files(out: Path, splits: list[str], work_dir: str, card_marker: str) -> None:
+    """Delete what an earlier build wrote in ``out``: its shards in ``<out>/<split>/``, its resume
+    folder ``work_dir``, its ShareGPT export, reports, vocabulary and dataset card (only a card
+    holding ``card_marker``); folders are removed only once empty."""
+    for split in splits:
+        _unlink_matching(out / split, ("shard-*.parquet", ".shard-*.tmp"))
+        _remove_if_empty(out / split)
+    work = out / work_dir
+    if work.is_dir() and not work.is_symlink():
+        shutil.rmtree(work)
+    sharegpt = out / "sharegpt"
+    for split in splits:
+        _unlink_matching(sharegpt / "images" / split, ("*.png",))
+        _remove_if_empty(sharegpt / "images" / split)
+        _unlink_matching(sharegpt, (f"{split}.json",))
+    _unlink_matching(sharegpt, ("dataset_info.json",))
+    _remove_if_empty(sharegpt / "images")
+    _remove_if_empty(sharegpt)
+    for name in TOP_FILES:
+        (out / name).unlink(missing_ok=True)
+    card = out / "README.md"
+    if card.is_file() and card_marker in card.read_text(encoding="utf-8", errors="replace"):
+        card.unlink()
+
+
+__all__ = ["PATH_OPTIONS", "check_output_dir", "remove_own_files", "source_paths"]
