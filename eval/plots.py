@@ -4,7 +4,7 @@
 * :func:`confusion_heatmap_png`: the symbol confusion matrix (truth rows, predicted columns) of the
   most often substituted tokens;
 * :func:`paired_png`: two systems on the same items: both right / only A / only B / both wrong,
-  and the ExpRate difference with its paired bootstrap 95% interval.
+  and the ExpRate difference B - A with its paired bootstrap 95% interval.
 
 Callers embed the bytes in the HTML report as ``data:`` URIs and also write them beside it.
 """
@@ -136,14 +136,25 @@ def paired_png(
     left.set_ylabel("items")
     left.set_title("Items, paired")
     a, b = exprates
-    right.bar([0, 1], [a, b], color=[PALETTE[0], PALETTE[1]])
-    right.set_xticks([0, 1], ["A", "B"])
-    right.set_ylabel("ExpRate (%)")
-    title = f"B - A = {b - a:+.2f} points"
+    diff = b - a
+    # The difference, not the two rates: its interval is what says whether B beats A.
+    right.axhline(0, color="#999999", linewidth=1)
     if ci is not None:
-        # The interval of the difference, drawn around B's bar: where B would sit relative to A.
-        right.errorbar([1], [b], yerr=[[b - (a + ci[0])], [(a + ci[1]) - b]], color="black", capsize=6)
+        right.errorbar(
+            [0],
+            [diff],
+            yerr=[[max(0.0, diff - ci[0])], [max(0.0, ci[1] - diff)]],
+            fmt="o",
+            color="black",
+            capsize=8,
+        )
+    else:
+        right.plot([0], [diff], "o", color="black")
+    right.set_xlim(-1, 1)
+    right.set_xticks([0], [f"B - A\n(A {a:.2f}, B {b:.2f})"], fontsize=8)
+    right.set_ylabel("ExpRate difference (points)")
+    title = f"B - A = {diff:+.2f} points"
+    if ci is not None:
         title += f"\n95% CI {ci[0]:+.2f} to {ci[1]:+.2f}"
     right.set_title(title, fontsize=9)
-    right.set_ylim(0, max(100.0, a, b) * 1.05)
     return _png(fig)

@@ -84,11 +84,8 @@ class HeadlessChromium:
         self._events: list[dict[str, Any]] = []
         self.session: str | None = None
         try:
-            targets = self.call("Target.getTargets")["targetInfos"]
-            page = next((t for t in targets if t["type"] == "page"), None)
-            target_id = (
-                page["targetId"] if page else self.call("Target.createTarget", url="about:blank")["targetId"]
-            )
+            # A page of our own (the first tab may be busy with Chromium's new-tab page).
+            target_id = self.call("Target.createTarget", url="about:blank")["targetId"]
             self.session = self.call("Target.attachToTarget", targetId=target_id, flatten=True)["sessionId"]
             self.call("Network.enable")
             self.call("Page.enable")
@@ -151,6 +148,10 @@ class HeadlessChromium:
     def open(self, url: str, settle: float = 0.3) -> list[str]:
         """Load ``url``, wait for its load event (and ``settle`` seconds); returns the URL of every
         request the page made, itself included."""
+        # From a blank page, so a URL that differs only in its #fragment loads afresh too.
+        self.call("Page.navigate", url="about:blank")
+        self._wait_event("Page.loadEventFired")
+        self.call("Runtime.evaluate", expression="1")
         self._events.clear()
         self.call("Page.navigate", url=url)
         self._wait_event("Page.loadEventFired")

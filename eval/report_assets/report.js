@@ -78,12 +78,16 @@
     });
     try { window.history.replaceState(null, "", "#" + hash.join("&")); } catch (e) { /* file: pages may refuse */ }
   }
-  (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) {
-    var i = kv.indexOf("=");
-    if (i > 0 && controls[kv.slice(0, i)]) controls[kv.slice(0, i)].value = decodeURIComponent(kv.slice(i + 1));
-  });
+  function fromHash() {
+    (location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) {
+      var i = kv.indexOf("=");
+      if (i > 0 && controls[kv.slice(0, i)]) controls[kv.slice(0, i)].value = decodeURIComponent(kv.slice(i + 1));
+    });
+    apply();
+  }
   Object.keys(controls).forEach(function (k) {
     if (controls[k]) controls[k].addEventListener("input", apply);
   });
-  apply();
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 })();
