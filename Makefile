@@ -21,7 +21,8 @@ DATA_DIR ?= outputs/data/crohme
 ARGS ?=
 
 .PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
-        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
+        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean \
+        install-app app
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,12 +36,27 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-deepspeed.txt
 	DS_BUILD_OPS=0 $(PIP) install $(PIP_FLAGS) --no-build-isolation -r requirements-deepspeed.txt
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+# KaTeX (pinned in eval/katex_assets.py, fetched with npm, kept in vendor/): the HTML reports inline
+# it so they typeset their formulas offline.
+KATEX := vendor/katex/package.json
+$(KATEX): eval/katex_assets.py | $(STAMP)
+	$(PY) -m eval.katex_assets fetch
+	@touch $(KATEX)
+
+APP_STAMP := $(VENV)/.installed-app
+
+$(APP_STAMP): $(STAMP) requirements-app.txt
+	$(PIP) install $(PIP_FLAGS) -r requirements-app.txt
+	@touch $(APP_STAMP)
+
+install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+
+install-app: $(APP_STAMP)  ## Add gradio for the web demo (requirements-app.txt)
 
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
 
-test: $(STAMP)  ## Run the test suite
+test: $(STAMP) $(KATEX)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
 quality: $(STAMP)  ## Lint and format check
@@ -79,6 +95,11 @@ export: $(STAMP)  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bn
 
 predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
 	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)
+
+app: $(APP_STAMP)  ## Web demo: draw or upload a formula, read it (MODEL=..., default the tiny model)
+	@if [ "$(MODEL)" = artifacts/tiny-qwen2.5-vl ] && [ ! -d $(MODEL) ]; then \
+		$(PY) -m train.tiny_model --output-dir artifacts/tiny-qwen2.5-vl; fi
+	$(PY) -m eval.app --model $(MODEL) --backend $(BACKEND) $(ARGS)
 
 bench: bench-data bench-train bench-eval  ## All benchmarks
 

@@ -19,18 +19,10 @@ from eval.evaluate import EvalArgs, evaluate
 from eval.katex_assets import KatexMissing, load_katex
 from eval.predictions import read_prediction_rows
 from scripts.headless import HeadlessChromium, find_chromium
+from tests.browser_support import require
 
 REPO = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI") == "true"
 SET = "crohme2014_sample"
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must have it: .ci/run installs chromium, make test fetches KaTeX)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
