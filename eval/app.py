@@ -37,6 +37,8 @@ TASK_CHOICES = (
     ("Symbol counting: the counts, then the LaTeX", TASK_COUNTING),
 )
 DEFAULT_MODEL = "artifacts/tiny-qwen2.5-vl"
+#: The typeset answer large enough to check a formula by eye.
+CSS = "#typeset .katex{font-size:1.8em !important}"
 
 
 @dataclasses.dataclass
@@ -108,7 +110,12 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
                     sketch = gr.Sketchpad(type="pil", canvas_size=(800, 260), label="write a formula")
                     read_drawn = gr.Button("Read", variant="primary")
                 with gr.Tab("Upload"):
-                    upload = gr.Image(type="pil", sources=["upload", "clipboard"], label="image of a formula")
+                    upload = gr.Image(
+                        type="pil",
+                        sources=["upload", "clipboard"],
+                        label="image of a formula",
+                        elem_id="upload",
+                    )
                     read_uploaded = gr.Button("Read", variant="primary")
             with gr.Column():
                 typeset = gr.Markdown(
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = build_app(backend, args.model, args.invert)
         logger.info("serving %s on http://%s:%d", model_label(args.model), args.host, args.port)
-        app.launch(server_name=args.host, server_port=args.port, share=False, show_error=True)
+        app.launch(server_name=args.host, server_port=args.port, share=False, show_error=True, css=CSS)
     finally:
         backend.close()
     return 0

@@ -321,10 +321,10 @@ def _katex_or_none(katex: KatexAssets | None | bool) -> tuple[KatexAssets | None
 def _settings_html(settings: Mapping[str, Any] | None) -> str:
     if not settings:
         return ""
-    cells = "".join(
-        f"<tr><td>{esc(str(k))}</td><td><code>{esc(str(v))}</code></td></tr>" for k, v in settings.items()
+    cells = " &middot; ".join(
+        f'<span class="setting">{esc(str(k))} <code>{esc(str(v))}</code></span>' for k, v in settings.items()
     )
-    return f'<table class="settings">{cells}</table>'
+    return f'<p class="settings">{cells}</p>'
 
 
 # --------------------------------------------------------------------------- #
@@ -373,10 +373,12 @@ def build_html_report(
         "<h2>Scores</h2>",
         scores_html(by_set_task),
         "<h2>Plots</h2>",
+        '<div class="plots">',
         *(
             f'<img class="plot" id="plot-{esc(name[:-4])}" src="{_data_uri(png)}" alt="{esc(name)}">'
             for name, png in pngs.items()
         ),
+        "</div>",
         training_curves_html(model_dir, report_dir),
         "<h2>Legend</h2>",
         LEGEND.replace("{version}", assets.version if assets else "(not bundled)"),

@@ -56,7 +56,7 @@ def length_series(scores_by_set: Mapping[str, Scores]) -> tuple[list[str], dict[
 def exprate_by_length_png(scores_by_set: Mapping[str, Scores]) -> bytes:
     plt = _pyplot()
     labels, series = length_series(scores_by_set)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(labels) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.7 * len(labels) + 1.5), 3.4))
     width = 0.8 / max(1, len(series))
     for i, (name, cells) in enumerate(series.items()):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
@@ -101,7 +101,7 @@ def confusion_heatmap_png(table: ConfusionTable, top: int = 15) -> bytes | None:
         return None
     plt = _pyplot()
     rows, cols, counts = confusion_matrix(table, top)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(cols) + 1.5, 1.0 + 0.4 * len(rows)))
+    fig, ax = plt.subplots(figsize=(2.2 + 0.28 * len(cols), 1.2 + 0.26 * len(rows)))
     image = ax.imshow(counts, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(cols)), [_label(c) for c in cols], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=8)

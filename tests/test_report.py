@@ -149,7 +149,7 @@ def test_title_names_the_model_folder_and_links_its_training_curves(tmp_path):
     page = write_html_report(rows, out, model_dir=model, settings={"prompt": "main"}, katex=False).read_text()
     assert '<a href="../runs/sft-crohme/training_loss.png">' in page
     assert '<a href="../runs/sft-crohme/trainer_log.jsonl">' in page
-    assert 'alt="training loss"' in page and "<td>prompt</td><td><code>main</code></td>" in page
+    assert 'alt="training loss"' in page and '<span class="setting">prompt <code>main</code></span>' in page
     bare = render_html_report(rows, model_dir=tmp_path, katex=False)
     assert "Training curves" not in bare
 
