@@ -114,9 +114,15 @@ def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(gradio_clie
         typeset, latex, auxiliary = client.predict(
             gradio_client.handle_file(str(image)), TASK_COUNTING, api_name="/read"
         )
+        # A drawing: black strokes on a transparent layer, as the sketchpad sends it.
+        sketch = tmp_path / "sketch.png"
+        _formula(ink=(0, 0, 0, 255), page=(0, 0, 0, 0), mode="RGBA").save(sketch)
+        drawn = {"background": None, "layers": [], "composite": gradio_client.handle_file(str(sketch))}
+        drawn_answer = client.predict(drawn, TASK_TREE_COT, api_name="/read_sketch")
     finally:
         app.close()
     assert typeset == "$$\nx ^ { 2 }\n$$" and latex == "x ^ { 2 }" and auxiliary == "x: 1, ^: 1, 2: 1"
+    assert list(drawn_answer) == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x\n\t2 (sup)"]
 
 
 def test_make_app_command_starts_with_the_tiny_model_and_answers(gradio_client, tiny_model_dir, tmp_path):
