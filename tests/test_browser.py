@@ -8,7 +8,6 @@ in CI (``CI=true``) their absence is a failure: ``.ci/run`` installs chromium, `
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from eval.predictions import read_prediction_rows
 from scripts.headless import HeadlessChromium, find_chromium
 from tests.browser_support import require
 
-REPO = Path(__file__).resolve().parent.parent
 SET = "crohme2014_sample"
 
 
@@ -68,18 +66,11 @@ class MistakenBackend(Backend):
 
 
 @pytest.fixture(scope="module")
-def evaluation(tmp_path_factory) -> Path:
+def evaluation(tmp_path_factory, crohme_sample_data) -> Path:
     """A real evaluation of the bundled CROHME sample (built by the data build) with scripted answers."""
-    from data_prep.build import build_dataset
     from data_prep.dataset import load_split
 
-    data = tmp_path_factory.mktemp("data") / "crohme_sample"
-    previous = os.getcwd()
-    os.chdir(REPO)  # the recipe's paths are relative to the repository root
-    try:
-        build_dataset(REPO / "recipes/data/crohme_sample.yaml", data, progress=False)
-    finally:
-        os.chdir(previous)
+    data = crohme_sample_data
     truths = {_key(r["image"]): r["answer"] for r in load_split(data, SET) if r["task"] == TASK_MAIN}
     out = tmp_path_factory.mktemp("eval")
     args = EvalArgs(model="mistaken", sets=SET, output_dir=str(out), data_dir=str(data), progress=False)
