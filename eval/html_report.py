@@ -1,9 +1,6 @@
-"""The HTML error report of a scored run, and the paired page of two runs.
+"""The HTML error report of a scored run (``report.html``).
 
-One self-contained file that opens from disk with no network: KaTeX (pinned, from
-:mod:`eval.katex_assets`) and its fonts are inlined, images and plots are ``data:`` URIs, and a
-Content-Security-Policy forbids the page any other source, so a browser could not fetch a remote
-asset even if one slipped in. It shows
+A self-contained page (:mod:`eval.html_page`: opens from disk with no network). It shows
 
 * the title (the model by its folder name) and the run's settings;
 * the scores per set and task (ExpRate, ``<= 1``, ``<= 2``, ``<= 3``) beside the published results
@@ -21,10 +18,7 @@ Every text that comes from a file is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
 import collections
-import dataclasses
-import html
 import io
 import logging
 import os
@@ -36,20 +30,15 @@ from PIL import Image, UnidentifiedImageError
 
 from data_prep.alignment import align, token_confusions
 from data_prep.confusions import ConfusionTable
-from data_prep.io_utils import atomic_output, write_text_atomic
 from eval import plots
-from eval.katex_assets import KatexAssets, KatexMissing, load_katex
+from eval.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
+from eval.katex_assets import KatexAssets
 from eval.metrics import THRESHOLDS, Scores, score_items, tokens
 from eval.published import PUBLISHED, SET_SIZES, canonical_set_name
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (480, 160)
-ASSETS = Path(__file__).resolve().parent / "report_assets"
-#: Everything the page may load comes from itself: no remote script, style, font or image.
-CSP = (
-    "default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-)
 #: Files of a training run that the report links when the model folder has them.
 TRAINING_FILES = ("training_loss.png", "trainer_log.jsonl")
 SORTS = (
@@ -60,26 +49,12 @@ SORTS = (
     ("id-asc", "set / id"),
 )
 
-esc = html.escape
-
-
-@dataclasses.dataclass
-class HtmlReport:
-    html: str
-    #: PNG files to write beside the report (name -> bytes); the page embeds the same bytes.
-    plots: dict[str, bytes]
-
-
 # --------------------------------------------------------------------------- #
 # Pieces
 # --------------------------------------------------------------------------- #
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def thumbnail_data_uri(image_path: str | None, images_root: str | Path | None) -> str | None:
+def thumbnaildata_uri(image_path: str | None, images_root: str | Path | None) -> str | None:
     if not image_path:
         return None
     path = Path(image_path)
@@ -95,7 +70,7 @@ def thumbnail_data_uri(image_path: str | None, images_root: str | Path | None) -
     thumb.thumbnail(THUMBNAIL_SIZE)
     buffer = io.BytesIO()
     thumb.save(buffer, format="PNG")
-    return _data_uri(buffer.getvalue())
+    return data_uri(buffer.getvalue())
 
 
 def highlight(gt: str, pred: str) -> tuple[str, str]:
@@ -137,11 +112,6 @@ def missing_and_extra(rows: Sequence[Any]) -> tuple[collections.Counter, collect
             elif op.tag == "delete":
                 extra.update(op.pred_tokens)
     return missing, extra
-
-
-def tex_cell(latex: str) -> str:
-    """A formula for the page's script to typeset; its tokens are the content until then."""
-    return f'<div class="tex" data-tex="{esc(latex)}"><code>{esc(latex)}</code></div>'
 
 
 def scores_by_set_and_task(rows: Sequence[Any]) -> dict[tuple[str, str], Scores]:
@@ -233,7 +203,7 @@ def controls_html(rows: Sequence[Any]) -> str:
 
 
 def item_row(rank: int, row: Any, images_root: str | Path | None) -> str:
-    uri = thumbnail_data_uri(row.image_path, images_root)
+    uri = thumbnaildata_uri(row.image_path, images_root)
     image = (
         f'<img class="thumb" src="{uri}" alt="{esc(row.id)}">'
         if uri
@@ -274,7 +244,7 @@ def training_curves_html(model_dir: str | Path | None, report_dir: Path | None) 
     out = ["<h2>Training curves</h2>", f"<p>From the model folder: {', '.join(links)}.</p>"]
     loss_png = Path(model_dir) / "training_loss.png"
     if loss_png.is_file():
-        out.append(f'<img class="plot" src="{_data_uri(loss_png.read_bytes())}" alt="training loss">')
+        out.append(f'<img class="plot" src="{data_uri(loss_png.read_bytes())}" alt="training loss">')
     return "\n".join(out)
 
 
@@ -285,37 +255,6 @@ def model_label(model: str | Path) -> str:
         return str(model)
     path = path.resolve()
     return f"{path.parent.name}/{path.name}" if path.name.startswith("checkpoint") else path.name
-
-
-def _page(title: str, body: Sequence[str], katex: KatexAssets | None) -> str:
-    css = (ASSETS / "report.css").read_text(encoding="utf-8")
-    head = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        f"<title>{esc(title)}</title>",
-    ]
-    if katex is not None:
-        head.append(f"<style>{katex.css}</style>")
-    head.append(f"<style>{css}</style></head><body>")
-    tail = []
-    if katex is not None:
-        tail.append(f"<script>{katex.js}</script>")
-    tail.append(f"<script>{(ASSETS / 'report.js').read_text(encoding='utf-8')}</script>")
-    return "\n".join([*head, *body, *tail, "</body></html>"]) + "\n"
-
-
-def _katex_or_none(katex: KatexAssets | None | bool) -> tuple[KatexAssets | None, str]:
-    """The assets to embed, and a banner to show when there are none."""
-    if isinstance(katex, KatexAssets):
-        return katex, ""
-    if katex is False:
-        return None, ""
-    try:
-        return load_katex(), ""
-    except KatexMissing as err:
-        logger.warning("the report shows formulas as tokens: %s", err)
-        return None, f'<p class="banner">Formulas are shown as tokens: {esc(str(err))}</p>'
 
 
 def _settings_html(settings: Mapping[str, Any] | None) -> str:
@@ -345,7 +284,7 @@ def build_html_report(
 ) -> HtmlReport:
     """The page and its plots. ``katex``: assets to embed, True to load the pinned ones (a banner
     says so when they are missing), False for none (formulas stay tokens)."""
-    assets, banner = _katex_or_none(katex)
+    assets, banner = katex_or_none(katex)
     n = len(rows)
     wrong = [r for r in rows if r.distance]
     failed = collections.Counter(r.error for r in rows if r.error)
@@ -375,7 +314,7 @@ def build_html_report(
         "<h2>Plots</h2>",
         '<div class="plots">',
         *(
-            f'<img class="plot" id="plot-{esc(name[:-4])}" src="{_data_uri(png)}" alt="{esc(name)}">'
+            f'<img class="plot" id="plot-{esc(name[:-4])}" src="{data_uri(png)}" alt="{esc(name)}">'
             for name, png in pngs.items()
         ),
         "</div>",
@@ -409,19 +348,11 @@ def build_html_report(
             body.append("</table>")
         else:
             body.append('<p class="muted">none</p>')
-    return HtmlReport(html=_page(title, [b for b in body if b], assets), plots=pngs)
+    return HtmlReport(html=page(title, [b for b in body if b], assets), plots=pngs)
 
 
 def render_html_report(rows: Sequence[Any], **kwargs: Any) -> str:
     return build_html_report(rows, **kwargs).html
-
-
-def _write(report: HtmlReport, out_path: Path) -> Path:
-    for name, png in report.plots.items():
-        with atomic_output(out_path.parent / "plots" / name) as tmp:
-            Path(tmp).write_bytes(png)
-    write_text_atomic(out_path, report.html)
-    return out_path
 
 
 def write_html_report(rows: Sequence[Any], out_path: str | Path, **kwargs: Any) -> Path:
@@ -429,64 +360,4 @@ def write_html_report(rows: Sequence[Any], out_path: str | Path, **kwargs: Any) 
     Keyword arguments are those of :func:`build_html_report`."""
     out_path = Path(out_path)
     kwargs.setdefault("report_dir", out_path.parent)
-    return _write(build_html_report(rows, **kwargs), out_path)
-
-
-# --------------------------------------------------------------------------- #
-# Two systems, paired
-# --------------------------------------------------------------------------- #
-
-
-def build_comparison_html(comparison: Any, katex: KatexAssets | None | bool = True) -> HtmlReport:
-    """The paired view of an :class:`eval.compare.Comparison`: counts, the difference with its
-    CI, a plot, and the items only A and only B got right (typeset)."""
-    assets, banner = _katex_or_none(katex)
-    c = comparison
-    png = plots.paired_png(
-        c.name_a,
-        c.name_b,
-        [c.both_right, c.only_a_right, c.only_b_right, c.both_wrong],
-        (c.exprate_a, c.exprate_b),
-        tuple(c.ci) if c.ci else None,
-    )
-    ci = (
-        f"95% CI {c.ci[0]:+.2f} to {c.ci[1]:+.2f} (paired bootstrap, {c.n_resamples} resamples, seed {c.seed})"
-        if c.ci
-        else "no interval"
-    )
-    title = f"Paired comparison: A = {c.name_a}, B = {c.name_b}"
-    body = [
-        f"<h1>{esc(title)}</h1>",
-        banner,
-        f'<p>{c.n_shared} shared items. <span id="typeset-status" class="muted"></span></p>',
-        '<table id="scores"><tr><th></th><th>ExpRate on shared items</th></tr>'
-        f"<tr><td>A ({esc(c.name_a)})</td><td class=num>{c.exprate_a:.2f}</td></tr>"
-        f"<tr><td>B ({esc(c.name_b)})</td><td class=num>{c.exprate_b:.2f}</td></tr>"
-        f"<tr><td>B - A</td><td class=num>{c.diff:+.2f}, {esc(ci)}</td></tr>"
-        f"<tr><td>both right / only A / only B / both wrong</td><td class=num>{c.both_right} / {c.only_a_right} / "
-        f"{c.only_b_right} / {c.both_wrong} (exact McNemar p = {c.mcnemar_p:.4g})</td></tr></table>",
-        f'<img class="plot" id="plot-paired" src="{_data_uri(png)}" alt="paired comparison">',
-    ]
-    for heading, examples, total in (
-        (f"Only A right ({c.name_a})", c.examples_only_a, c.only_a_right),
-        (f"Only B right ({c.name_b})", c.examples_only_b, c.only_b_right),
-    ):
-        body.append(f"<h2>{esc(heading)}: {total} items, {len(examples)} shown</h2>")
-        if not examples:
-            body.append('<p class="muted">none</p>')
-            continue
-        body.append("<table><tr><th>item</th><th>truth</th><th>A</th><th>B</th></tr>")
-        for ex in examples:
-            body.append(
-                f"<tr><td><code>{esc(ex['id'])}</code></td>"
-                + "".join(f"<td>{tex_cell(ex[k])}</td>" for k in ("gt", "pred_a", "pred_b"))
-                + "</tr>"
-            )
-        body.append("</table>")
-    return HtmlReport(html=_page(title, [b for b in body if b], assets), plots={"paired.png": png})
-
-
-def write_comparison_html(
-    comparison: Any, out_path: str | Path, katex: KatexAssets | None | bool = True
-) -> Path:
-    return _write(build_comparison_html(comparison, katex=katex), Path(out_path))
+    return write_page(build_html_report(rows, **kwargs), out_path)

@@ -1,5 +1,6 @@
 """Reports of a scored run: the summary (Markdown + JSON) here, the HTML error report in
-:mod:`eval.html_report` (re-exported, so ``from eval.report import write_html_report`` works).
+:mod:`eval.html_report` and the paired page in :mod:`eval.compare_html` (both re-exported, so
+``from eval.report import write_html_report`` works).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.io_utils import write_text_atomic
+from eval.compare_html import build_comparison_html, write_comparison_html  # noqa: F401 (re-exported)
 from eval.html_report import (  # noqa: F401  (the report API, re-exported)
-    build_comparison_html,
     build_html_report,
     confusion_table,
     highlight,
     model_label,
     render_html_report,
-    write_comparison_html,
     write_html_report,
 )
 from eval.metrics import Scores, format_length_table, format_table
