@@ -43,15 +43,22 @@ $(KATEX): eval/katex_assets.py | $(STAMP)
 	$(PY) -m eval.katex_assets fetch
 	@touch $(KATEX)
 
-APP_STAMP := $(VENV)/.installed-app
+# The web demo's gradio (requirements-app.txt) lives in its own venv that sees $(VENV)'s packages
+# through a .pth file: gradio declares pillow<13, and that must not change the stack the tests run on.
+APP_VENV ?= $(VENV)-app
+APP_PY := $(APP_VENV)/bin/python
+APP_STAMP := $(APP_VENV)/.installed
+SITE_PACKAGES := import sysconfig; print(sysconfig.get_paths()["purelib"])
 
 $(APP_STAMP): $(STAMP) requirements-app.txt
-	$(PIP) install $(PIP_FLAGS) -r requirements-app.txt
+	@test -x $(APP_PY) || $(PY) -m venv $(APP_VENV)
+	$(PY) -c '$(SITE_PACKAGES)' > "$$($(APP_PY) -c '$(SITE_PACKAGES)')/hmer-base-venv.pth"
+	$(APP_PY) -m pip install $(PIP_FLAGS) -r requirements-app.txt
 	@touch $(APP_STAMP)
 
 install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages)
 
-install-app: $(APP_STAMP)  ## Add gradio for the web demo (requirements-app.txt)
+install-app: $(APP_STAMP)  ## The web demo's environment: $(VENV)-app, gradio on top of $(VENV)
 
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
@@ -99,7 +106,7 @@ predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.p
 app: $(APP_STAMP)  ## Web demo: draw or upload a formula, read it (MODEL=..., default the tiny model)
 	@if [ "$(MODEL)" = artifacts/tiny-qwen2.5-vl ] && [ ! -d $(MODEL) ]; then \
 		$(PY) -m train.tiny_model --output-dir artifacts/tiny-qwen2.5-vl; fi
-	$(PY) -m eval.app --model $(MODEL) --backend $(BACKEND) $(ARGS)
+	$(APP_PY) -m eval.app --model $(MODEL) --backend $(BACKEND) $(ARGS)
 
 bench: bench-data bench-train bench-eval  ## All benchmarks
 

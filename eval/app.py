@@ -8,8 +8,9 @@ The same contract as ``eval.predict``: the image is inverted when it is light in
 (``--invert``), prepared by the backend exactly as in training, and asked the task's prompt from
 ``data_prep.contract`` (main, Tree-CoT or symbol counting); the LaTeX is the answer's last line,
 and for the auxiliary tasks the tree or the counts above it are shown too. The page typesets the
-LaTeX with the KaTeX that gradio bundles (no network). gradio lives in requirements-app.txt,
-which ``make app`` installs. It listens on 127.0.0.1 unless ``--host`` says otherwise.
+LaTeX with the KaTeX that gradio bundles (no network). gradio lives in requirements-app.txt, which
+``make app`` installs into the app's own venv (``.venv-app``, layered on the main one: see
+docs/app.md). It listens on 127.0.0.1 unless ``--host`` says otherwise.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print("error: gradio is not installed: `make app` installs requirements-app.txt", file=sys.stderr)
+        print("error: gradio is not installed here: run `make app` (it uses .venv-app)", file=sys.stderr)
         return 2
     from eval.backends import get_backend
 

@@ -42,8 +42,8 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 def find_chromium() -> str | None:
     explicit = os.environ.get("CHROMIUM")
-    if explicit:
-        return explicit
+    if explicit:  # a path or a name; None when it is not an executable
+        return shutil.which(explicit)
     return next((path for path in map(shutil.which, CANDIDATES) if path), None)
 
 

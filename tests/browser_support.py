@@ -1,5 +1,5 @@
 """What the browser and app tests need that a machine may lack: skipped outside CI, saying why;
-a failure in CI (``CI=true``), where ``.ci/run`` installs chromium and the app's requirements and
+a failure in CI (``CI=true``), where ``.ci/run`` installs chromium and the app environment and
 ``make test`` fetches KaTeX."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def require(available: bool, reason: str) -> None:
         return
     if IN_CI:
         pytest.fail(
-            f"{reason} (CI must have it: .ci/run installs chromium and gradio, make test fetches KaTeX)"
+            f"{reason} (CI must have it: .ci/run installs chromium and the app environment, make test fetches KaTeX)"
         )
     pytest.skip(reason)
 

@@ -3,7 +3,7 @@ and asked over HTTP on 127.0.0.1, in-process and as `python -m eval.app` with th
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -77,21 +77,43 @@ def test_reading_inverts_dark_pages_flattens_sketches_and_refuses_blank_images()
     assert auxiliary_part("only latex") == "" and auxiliary_part("a\nb\n\nc\n") == "a\nb"
 
 
+def _app_python() -> Path:
+    """The web demo's environment (``make install-app``: ``<venv>-app``, or ``HMER_APP_PYTHON``)."""
+    return Path(os.environ.get("HMER_APP_PYTHON") or f"{sys.prefix}-app/bin/python")
+
+
 @pytest.fixture(scope="module")
-def gradio_client():
-    require(importlib.util.find_spec("gradio") is not None, "gradio is not installed (make install-app)")
-    import gradio_client
+def app_python() -> Path:
+    python = _app_python()
+    has_gradio = (
+        python.is_file()
+        and subprocess.run(
+            [python, "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('gradio') is None)"]
+        ).returncode
+        == 0
+    )
+    require(has_gradio, f"the web demo's environment {python} is missing (make install-app)")
+    return python
 
-    return gradio_client
+
+def _serve(python: Path, args: list[str], port: int) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen(
+        [str(python), *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    _wait_for_server(f"http://127.0.0.1:{port}/", process)
+    return process
 
 
-def _wait_for_server(url: str, process: subprocess.Popen | None = None, timeout: float = 180):
+def _wait_for_server(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the app exited with status {process.returncode}")
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the app exited with status {process.returncode}: {process.stdout.read().decode()}"
+            )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -101,48 +123,81 @@ def _wait_for_server(url: str, process: subprocess.Popen | None = None, timeout:
     raise AssertionError(f"the app did not answer on {url} within {timeout} s")
 
 
-def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(gradio_client, tmp_path):
-    from eval.app import build_app
-
-    image = tmp_path / "formula.png"
-    _formula().save(image)
-    port = free_port()
-    app = build_app(EchoBackend(), "outputs/sft-crohme")
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-        typeset, latex, auxiliary = client.predict(
-            gradio_client.handle_file(str(image)), TASK_COUNTING, api_name="/read"
-        )
-        # A drawing: black strokes on a transparent layer, as the sketchpad sends it.
-        sketch = tmp_path / "sketch.png"
-        _formula(ink=(0, 0, 0, 255), page=(0, 0, 0, 0), mode="RGBA").save(sketch)
-        drawn = {"background": None, "layers": [], "composite": gradio_client.handle_file(str(sketch))}
-        drawn_answer = client.predict(drawn, TASK_TREE_COT, api_name="/read_sketch")
-    finally:
-        app.close()
-    assert typeset == "$$\nx ^ { 2 }\n$$" and latex == "x ^ { 2 }" and auxiliary == "x: 1, ^: 1, 2: 1"
-    assert list(drawn_answer) == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x\n\t2 (sup)"]
+def _stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    return process.communicate(timeout=30)[0].decode(errors="replace")
 
 
-def test_make_app_command_starts_with_the_tiny_model_and_answers(gradio_client, tiny_model_dir, tmp_path):
-    image = tmp_path / "formula.png"
-    _formula().save(image)
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    command = [sys.executable, "-m", "eval.app", "--model", str(tiny_model_dir), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--max-new-tokens", "16"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+#: gradio's own client, run in the app's environment: ask API_NAME with the JSON list of inputs,
+#: where {"file": path} stands for an uploaded file.
+ASK = """
+import json, sys
+from gradio_client import Client, handle_file
+url, api, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+def value(v):
+    if isinstance(v, dict) and "file" in v:
+        return handle_file(v["file"])
+    if isinstance(v, dict):
+        return {k: value(x) for k, x in v.items()}
+    return v
+print(json.dumps(Client(url, verbose=False).predict(*[value(v) for v in inputs], api_name=api)))
+"""
+
+
+def _ask(python: Path, port: int, api: str, inputs: list) -> list:
+    done = subprocess.run(
+        [str(python), "-c", ASK, f"http://127.0.0.1:{port}/", api, json.dumps(inputs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+#: The app with EchoBackend (this file's), served on the port given.
+SERVE_ECHO = (
+    "import sys; from eval.app import build_app; from tests.test_app import EchoBackend; "
+    "build_app(EchoBackend(), 'outputs/sft-crohme').launch(server_name='127.0.0.1', "
+    "server_port=int(sys.argv[1]), quiet=True)"
+)
+
+
+def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(app_python, tmp_path):
+    image, sketch = tmp_path / "formula.png", tmp_path / "sketch.png"
+    _formula().save(image)
+    # A drawing: black strokes on a transparent layer, as the sketchpad sends it.
+    _formula(ink=(0, 0, 0, 255), page=(0, 0, 0, 0), mode="RGBA").save(sketch)
+    port = free_port()
+    process = _serve(app_python, ["-c", SERVE_ECHO, str(port)], port)
+    try:
+        read = _ask(app_python, port, "/read", [{"file": str(image)}, TASK_COUNTING])
+        drawn = {"background": None, "layers": [], "composite": {"file": str(sketch)}}
+        read_drawn = _ask(app_python, port, "/read_sketch", [drawn, TASK_TREE_COT])
+    finally:
+        _stop(process)
+    assert read == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x: 1, ^: 1, 2: 1"]
+    assert read_drawn == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x\n\t2 (sup)"]
+
+
+def test_make_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_model_dir, tmp_path):
+    image = tmp_path / "formula.png"
+    _formula().save(image)
+    port = free_port()
+    command = [
+        "-m",
+        "eval.app",
+        "--model",
+        str(tiny_model_dir),
+        "--port",
+        str(port),
+        "--max-new-tokens",
+        "16",
+    ]
+    process = _serve(app_python, command, port)
     url = f"http://127.0.0.1:{port}/"
     try:
-        _wait_for_server(url, process)
-        client = gradio_client.Client(url, verbose=False)
-        result = client.predict(gradio_client.handle_file(str(image)), TASK_MAIN, api_name="/read")
+        result = _ask(app_python, port, "/read", [{"file": str(image)}, TASK_MAIN])
         # The tiny model's weights are random: what it reads is noise, but it is an answer.
         assert len(result) == 3 and all(isinstance(part, str) for part in result)
         assert result[0].startswith("$$") or result[0] == "*(the model gave no LaTeX)*"
@@ -155,6 +210,5 @@ def test_make_app_command_starts_with_the_tiny_model_and_answers(gradio_client, 
             assert {urlsplit(u).hostname for u in requests if u.startswith("http")} == {"127.0.0.1"}
             assert all(u.startswith(("http://127.0.0.1", "data:", "blob:")) for u in requests), requests
     finally:
-        process.terminate()
-        output = process.communicate(timeout=30)[0].decode(errors="replace")
+        output = _stop(process)
     assert "serving" in output and f"http://127.0.0.1:{port}" in output
