@@ -58,7 +58,7 @@ $(APP_STAMP): $(STAMP) requirements-app.txt
 
 install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages)
 
-install-app: $(APP_STAMP)  ## The web demo's environment: $(VENV)-app, gradio on top of $(VENV)
+install-app: $(APP_STAMP)  ## The web demo's own venv (.venv-app: gradio on top of .venv)
 
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt

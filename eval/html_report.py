@@ -229,10 +229,14 @@ def item_row(rank: int, row: Any, images_root: str | Path | None) -> str:
 
 
 def training_curves_html(model_dir: str | Path | None, report_dir: Path | None) -> str:
-    """Links to the model folder's training curves (and the loss plot itself), or ''."""
+    """Links to the training curves (and the loss plot itself) of the model folder, or of its run
+    when it is a ``checkpoint-*`` folder; '' when there are none."""
     if not model_dir or not Path(model_dir).is_dir():
         return ""
-    found = [Path(model_dir) / name for name in TRAINING_FILES if (Path(model_dir) / name).is_file()]
+    folder = Path(model_dir).resolve()
+    if folder.name.startswith("checkpoint") and not any((folder / n).is_file() for n in TRAINING_FILES):
+        folder = folder.parent
+    found = [folder / name for name in TRAINING_FILES if (folder / name).is_file()]
     if not found:
         return ""
     links = []
@@ -242,7 +246,7 @@ def training_curves_html(model_dir: str | Path | None, report_dir: Path | None) 
         )
         links.append(f'<a href="{esc(Path(href).as_posix())}">{esc(path.name)}</a>')
     out = ["<h2>Training curves</h2>", f"<p>From the model folder: {', '.join(links)}.</p>"]
-    loss_png = Path(model_dir) / "training_loss.png"
+    loss_png = folder / "training_loss.png"
     if loss_png.is_file():
         out.append(f'<img class="plot" src="{data_uri(loss_png.read_bytes())}" alt="training loss">')
     return "\n".join(out)

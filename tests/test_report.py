@@ -150,6 +150,9 @@ def test_title_names_the_model_folder_and_links_its_training_curves(tmp_path):
     assert '<a href="../runs/sft-crohme/training_loss.png">' in page
     assert '<a href="../runs/sft-crohme/trainer_log.jsonl">' in page
     assert 'alt="training loss"' in page and '<span class="setting">prompt <code>main</code></span>' in page
+    # A checkpoint of the run links the run's curves.
+    page = write_html_report(rows, out, model_dir=model / "checkpoint-200", katex=False).read_text()
+    assert '<a href="../runs/sft-crohme/trainer_log.jsonl">' in page
     bare = render_html_report(rows, model_dir=tmp_path, katex=False)
     assert "Training curves" not in bare
 
