@@ -180,7 +180,7 @@ def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(app_python,
     assert read_drawn == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x\n\t2 (sup)"]
 
 
-def test_make_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_model_dir, tmp_path):
+def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_model_dir, tmp_path):
     image = tmp_path / "formula.png"
     _formula().save(image)
     port = free_port()
