@@ -26,7 +26,8 @@ test demo tiny-model: export OMP_NUM_THREADS = $(THREADS)
 test demo tiny-model: export MKL_NUM_THREADS = $(THREADS)
 
 .PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
-        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
+        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean \
+        install-app app
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -40,7 +41,29 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-deepspeed.txt
 	DS_BUILD_OPS=0 $(PIP) install $(PIP_FLAGS) --no-build-isolation -r requirements-deepspeed.txt
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+# KaTeX (pinned in eval/katex_assets.py, fetched with npm, kept in vendor/): the HTML reports inline
+# it so they typeset their formulas offline.
+KATEX := vendor/katex/package.json
+$(KATEX): eval/katex_assets.py | $(STAMP)
+	$(PY) -m eval.katex_assets fetch
+	@touch $(KATEX)
+
+# The web demo's gradio (requirements-app.txt) lives in its own venv that sees $(VENV)'s packages
+# through a .pth file: gradio declares pillow<13, and that must not change the stack the tests run on.
+APP_VENV ?= $(VENV)-app
+APP_PY := $(APP_VENV)/bin/python
+APP_STAMP := $(APP_VENV)/.installed
+SITE_PACKAGES := import sysconfig; print(sysconfig.get_paths()["purelib"])
+
+$(APP_STAMP): $(STAMP) requirements-app.txt
+	@test -x $(APP_PY) || $(PY) -m venv $(APP_VENV)
+	$(PY) -c '$(SITE_PACKAGES)' > "$$($(APP_PY) -c '$(SITE_PACKAGES)')/hmer-base-venv.pth"
+	$(APP_PY) -m pip install $(PIP_FLAGS) -r requirements-app.txt
+	@touch $(APP_STAMP)
+
+install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+
+install-app: $(APP_STAMP)  ## The web demo's own venv (.venv-app: gradio on top of .venv)
 
 install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
 	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
@@ -49,7 +72,7 @@ install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA
 install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
 	$(PIP) install $(PIP_FLAGS) -r requirements-trackers.txt
 
-test: $(STAMP)  ## Run the test suite
+test: $(STAMP) $(KATEX)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)
 
 quality: $(STAMP)  ## Lint and format check
@@ -92,6 +115,11 @@ export: $(STAMP)  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bn
 
 predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
 	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)
+
+app: $(APP_STAMP)  ## Web demo: draw or upload a formula, read it (MODEL=..., default the tiny model)
+	@if [ "$(MODEL)" = artifacts/tiny-qwen2.5-vl ] && [ ! -d $(MODEL) ]; then \
+		$(PY) -m train.tiny_model --output-dir artifacts/tiny-qwen2.5-vl; fi
+	$(APP_PY) -m eval.app --model $(MODEL) --backend $(BACKEND) $(ARGS)
 
 bench: bench-data bench-train bench-eval  ## All benchmarks
 

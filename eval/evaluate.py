@@ -51,7 +51,7 @@ from eval.predictions import (
     write_meta,
 )
 from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
-from eval.report import write_html_report, write_summary
+from eval.report import model_label, write_html_report, write_summary
 from eval.score import score_rows
 from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
 from eval.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
@@ -234,7 +234,15 @@ def write_reports(
     """Summary (Markdown + JSON, with the published comparison) and HTML error report."""
     scores = score_rows(rows)
     write_summary(scores, report_dir, extra=extra, notes=notes)
-    write_html_report(rows, report_dir / "report.html", images_root=images_root, title=title)
+    settings = {k: extra[k] for k in ("model", "backend", "task", "max_new_tokens", "limit") if k in extra}
+    write_html_report(
+        rows,
+        report_dir / "report.html",
+        images_root=images_root,
+        title=title,
+        settings={**settings, "decoding": "greedy", "sets": ", ".join(extra.get("test_sets", {}))},
+        model_dir=extra.get("model"),
+    )
     return scores
 
 
@@ -353,7 +361,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
             vote_rows,
             out_dir / "vote",
             out_dir,
-            f"Error report: majority vote of {', '.join(VOTE_TASKS)}",
+            f"Error report: {model_label(args.model)}, majority vote of {', '.join(VOTE_TASKS)}",
             {**extra, "task": VOTE_TASK_NAME},
             [
                 f"majority vote of the last LaTeX lines of the {', '.join(VOTE_TASKS)} answers; ties go to main"
@@ -374,7 +382,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         ]
     rows = load_rows(out_dir, names, args.task, ids)
     scores = write_reports(
-        rows, out_dir, out_dir, f"Error report: {args.model} ({args.task} prompt)", extra, notes
+        rows, out_dir, out_dir, f"Error report: {model_label(args.model)} ({args.task} prompt)", extra, notes
     )
     summary = {"sets": {name: s.as_dict() for name, s in scores.items()}, **extra}
     for name, s in scores.items():

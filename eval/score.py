@@ -45,7 +45,7 @@ from eval.predictions import (
     read_prediction_rows,
 )
 from eval.published import canonical_set_name
-from eval.report import summary_markdown, write_html_report, write_summary
+from eval.report import summary_markdown, write_comparison_html, write_html_report, write_summary
 
 logger = logging.getLogger(__name__)
 
@@ -460,6 +460,7 @@ def score_file(
         images_root=images_root,
         worst=worst,
         title=f"Errors: {loaded.path.name}",
+        settings={"predictions": loaded.path, "format": loaded.format},
     )
     markdown = summary_markdown(scores, notes, title=title)
     return ScoreResult(loaded=loaded, scores=scores, cis=cis, out_dir=out_dir, markdown=markdown)
@@ -467,6 +468,7 @@ def score_file(
 
 def write_comparison(comparison: Comparison, out_dir: Path) -> None:
     write_text_atomic(out_dir / "compare.md", comparison.to_markdown() + "\n")
+    write_comparison_html(comparison, out_dir / "compare.html")
     write_text_atomic(
         out_dir / "compare.json", json.dumps(comparison.as_dict(), ensure_ascii=False, indent=2) + "\n"
     )
@@ -555,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         print(result.markdown)
     print(comparison.to_markdown())
-    print(f"\nwrote {out_dir}/compare.md, compare.json and a summary and report.html per file")
+    print(f"\nwrote {out_dir}/compare.md, compare.json, compare.html and a summary and report.html per file")
     return 0
 
 

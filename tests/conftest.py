@@ -49,3 +49,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-qwen2.5-vl")
     build_tiny_model(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def crohme_sample_data(tmp_path_factory) -> Path:
+    """The bundled CROHME sample built once by the real data build (test split ``crohme2014_sample``)."""
+    from data_prep.build import build_dataset
+
+    out = tmp_path_factory.mktemp("data") / "crohme_sample"
+    previous = os.getcwd()
+    os.chdir(REPO)  # the recipe's paths are relative to the repository root
+    try:
+        build_dataset(REPO / "recipes/data/crohme_sample.yaml", out, progress=False)
+    finally:
+        os.chdir(previous)
+    return out

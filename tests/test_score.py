@@ -219,7 +219,7 @@ def test_scorer_prints_uni_mumer_published_figures(tmp_path, capsys, set_name, n
 def test_cli_writes_reports_and_fails_clearly(tmp_path, capsys):
     out_dir = tmp_path / "out"
     assert main([str(TAMER), "--output-dir", str(out_dir), "--bootstrap", "200", "--seed", "1"]) == 0
-    assert {p.name for p in out_dir.iterdir()} == {"summary.md", "summary.json", "report.html"}
+    assert {p.name for p in out_dir.iterdir()} == {"summary.md", "summary.json", "report.html", "plots"}
     printed = capsys.readouterr().out
     assert (out_dir / "summary.md").read_text(encoding="utf-8").strip() in printed
     assert re.search(r"hme100k: ExpRate 95% CI \d+\.\d\d to \d+\.\d\d", printed)
@@ -288,3 +288,7 @@ def test_two_runs_with_the_same_file_name_are_named_by_their_folders(tmp_path, c
     compare = (out_dir / "compare.md").read_text()
     assert "base.crohme2014.main" in compare and "tree_cot.crohme2014.main" in compare
     assert (out_dir / "tree_cot.crohme2014.main" / "summary.md").is_file()
+    # The paired page: the one item only B (tree_cot) got right, typeset beside the truth.
+    page = (out_dir / "compare.html").read_text(encoding="utf-8")
+    assert "Only B right (tree_cot.crohme2014.main): 1 items, 1 shown" in page
+    assert (out_dir / "plots" / "paired.png").is_file()
