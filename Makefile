@@ -8,6 +8,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# The w4a16 export's own environment (llm-compressor cannot share one with vllm).
+QUANT_VENV ?= .venv-quant
+QUANT_STAMP := $(QUANT_VENV)/.installed
 # On machines that keep a local torch CPU wheel (like CI), pip finds it through PIP_FIND_LINKS.
 PIP_FLAGS ?= -q --disable-pip-version-check
 
@@ -20,25 +23,35 @@ OUT ?= outputs
 DATA_DIR ?= outputs/data/crohme
 ARGS ?=
 
-.PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
+.PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test quality demo tiny-model data finetune eval eval-crohme \
         eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-deepspeed.txt
-	@echo ">> creating the virtual environment in $(VENV) and installing the CPU requirements"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt
-	@# deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
-	@# against the torch installed above rather than a fresh one from the index.
-	DS_BUILD_OPS=0 $(PIP) install $(PIP_FLAGS) --no-build-isolation -r requirements-deepspeed.txt
+$(STAMP): requirements.txt requirements-quant.txt requirements-gpu.txt requirements-dev.txt requirements-deepspeed.txt
+	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@# Reinstall the set this venv holds (cpu unless `make install-gpu` made it the gpu set):
+	@# install sets are defined once, in scripts/install_sets.py.
+	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install $$($(PY) -m scripts.install_sets current $(VENV))
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+install: $(STAMP)  ## Create .venv with the pinned CPU stack (no CUDA packages; llm-compressor included)
 
-install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
-	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
+install-gpu:  ## Make .venv the GPU set: vLLM, Unsloth, torch 2.14 (on a CUDA machine; no llm-compressor)
+	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install gpu
+	@touch $(STAMP)
+
+$(QUANT_STAMP): requirements.txt requirements-quant.txt
+	@test -x $(QUANT_VENV)/bin/python || { echo ">> creating $(QUANT_VENV) for the w4a16 export"; $(PYTHON) -m venv $(QUANT_VENV); }
+	PIP_FLAGS="$(PIP_FLAGS)" $(QUANT_VENV)/bin/python -m scripts.install_sets install quant
+	@touch $(QUANT_STAMP)
+
+install-quant: $(QUANT_STAMP)  ## Create .venv-quant for `make export FORMAT=w4a16` (llm-compressor; vllm cannot share it)
+
+check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Linux x86_64); fails on a conflict
+	$(PYTHON) -m scripts.check_deps $(ARGS)
 
 test: $(STAMP)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)
@@ -74,8 +87,10 @@ mine-errors: $(STAMP)  ## Error-driven learning: mine wrong predictions by k-fol
 score: $(STAMP)  ## Score predictions files: make score PRED=a.jsonl [PRED2=b.jsonl]
 	$(PY) -m eval.score $(PRED) $(PRED2) $(ARGS)
 
-export: $(STAMP)  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
-	$(PY) -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
+# w4a16 runs in $(QUANT_VENV) (llm-compressor), every other format in $(VENV).
+EXPORT_VENV = $(if $(filter w4a16,$(FORMAT)),$(QUANT_VENV),$(VENV))
+export: $(if $(filter w4a16,$(FORMAT)),$(QUANT_STAMP),$(STAMP))  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
+	$(EXPORT_VENV)/bin/python -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
 
 predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
 	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)

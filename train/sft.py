@@ -18,8 +18,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments, parse_recipe
-from train.modeling import ModelLoadError
+from train.engines.preload import import_unsloth_first
+
+if __name__ == "__main__":  # Unsloth's patches apply only if it is imported before transformers/trl/peft
+    import_unsloth_first(sys.argv[1:])
+
+from train.config import (  # noqa: E402
+    HmerTrainingArguments,
+    ModelArguments,
+    RecipeError,
+    ScriptArguments,
+    parse_recipe,
+)
+from train.modeling import ModelLoadError  # noqa: E402
 
 logger = logging.getLogger("train.sft")
 
