@@ -27,7 +27,7 @@ ARGS ?=
         eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean
 
 help:  ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-quant.txt requirements-gpu.txt requirements-dev.txt requirements-deepspeed.txt
 	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -105,6 +105,24 @@ bench-train: $(STAMP)  ## Training throughput and memory (real 3B architecture, 
 
 bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
 	$(PY) -m benchmarks.bench_eval $(ARGS)
+
+check-3b: $(STAMP)  ## One QLoRA step of the real 3B architecture on the CPU (random weights, ~13 GiB RAM, minutes)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 $(PY) -m benchmarks.check_3b $(ARGS)
+
+# The lent GPU machine has no network: `make gpu-wheels` here, then carry .whl/ (see BENCHMARKS.md).
+GPU_WHEELS ?= .whl
+gpu-wheels:  ## Download the wheels gpu-check needs on the lent H200 (bitsandbytes, 43 MB) into .whl/
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d $(GPU_WHEELS) bitsandbytes==0.50.2
+
+gpu-check:  ## The GPU check for a lease: real 3B training steps + HF generation, one JSON (in the OUT folder or outputs/)
+	@if ls $(GPU_WHEELS)/*.whl >/dev/null 2>&1; then \
+	    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-check-site $(GPU_WHEELS)/*.whl; fi
+	PYTHONPATH=/tmp/gpu-check-site:$$PYTHONPATH PYTHONUNBUFFERED=1 python3 -m benchmarks.gpu_check $(ARGS)
+
+SIGNATURE_WHEELS ?= /tmp/hmer-pinned-wheels
+check-signatures:  ## Check the recorded vllm/unsloth/llm-compressor signatures against the pinned wheels (downloads ~400 MB)
+	$(PYTHON) -m scripts.check_signatures --download --wheels $(SIGNATURE_WHEELS)
 
 clean:  ## Remove build outputs (keeps .venv)
 	rm -rf artifacts outputs .pytest_cache

@@ -103,7 +103,9 @@ def resolve(name: str, python: str, lines: list[str], report: Path) -> tuple[boo
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
     errors = "\n".join(
-        line for line in done.stderr.splitlines() if line.startswith("ERROR") or "conflict" in line.lower()
+        line
+        for line in done.stderr.splitlines()
+        if line.startswith("ERROR") or "conflict" in line.lower() or "depends on" in line
     )
     if done.returncode != 0:
         return False, errors or done.stderr[-2000:], {}
