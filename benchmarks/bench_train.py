@@ -221,7 +221,11 @@ def run_unsloth(args) -> Result | None:
     from unsloth import FastVisionModel
 
     model, _ = FastVisionModel.from_pretrained(
-        args.unsloth_model, load_in_4bit=True, use_gradient_checkpointing="unsloth"
+        args.unsloth_model,
+        load_in_4bit=True,
+        use_gradient_checkpointing="unsloth",
+        use_exact_model_name=True,  # the local folder, never a pre-quantised hub copy
+        local_files_only=True,
     )
     model = FastVisionModel.get_peft_model(
         model,
@@ -230,6 +234,7 @@ def run_unsloth(args) -> Result | None:
         r=64,
         lora_alpha=128,
         lora_dropout=0.0,
+        use_gradient_checkpointing="unsloth",
     )
     FastVisionModel.for_training(model)
     device = torch.device("cuda")

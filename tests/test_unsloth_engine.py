@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from train.collator import CollatorError
 from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments
 from train.engines import preload
 from train.engines.unsloth_engine import (
@@ -107,7 +108,7 @@ def test_over_long_samples_are_dropped_and_counted_not_truncated():
     batch = collator(_rows(["x" * 5, "y" * 30, "z" * 8]))
     assert batch["attention_mask"].sum(dim=1).tolist() == [15, 18]  # the 40-token sample is gone, whole
     assert collator.skipped == {"longer_than_max_length": 1}
-    with pytest.raises(RecipeError, match="every sample of a batch is longer"):
+    with pytest.raises(CollatorError, match="every sample of a batch is longer"):
         collator(_rows(["y" * 30]))
 
 

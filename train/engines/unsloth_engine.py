@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import ImageBounds, build_messages, prepare_image
+from train.collator import within_max_length
 from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments
 
 logger = logging.getLogger(__name__)
@@ -127,21 +128,9 @@ class _MessagesCollator:
         batch = self.inner([to_messages(row, self.bounds) for row in rows])
         if self.max_length is None:
             return batch
-        lengths = [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()]
-        keep = [i for i, n in enumerate(lengths) if n <= self.max_length]
+        keep = within_max_length(rows, batch["attention_mask"], self.max_length, self.skipped)
         if len(keep) == len(rows):
             return batch
-        for i, n in enumerate(lengths):
-            if n > self.max_length:
-                self.skipped["longer_than_max_length"] += 1
-                logger.warning(
-                    "skipped sample %s: %d tokens > max_length %d", rows[i].get("id", "?"), n, self.max_length
-                )
-        if not keep:
-            raise RecipeError(
-                f"every sample of a batch is longer than max_length={self.max_length} "
-                f"(lengths {lengths}); raise max_length or lower max_pixels"
-            )
         return self.inner([to_messages(rows[i], self.bounds) for i in keep])
 
 
