@@ -175,6 +175,7 @@ def run(args) -> dict:
     image = rows[0]["image"]
     batch = trainer.data_collator(rows)
     report.update(
+        sample_id=rows[0]["id"],
         image_size=list(image.size),
         image_tokens=int((batch["input_ids"] == trainer.model.config.image_token_id).sum()),
         sequence_tokens=int(batch["input_ids"].shape[1]),
