@@ -157,3 +157,17 @@ def test_bitsandbytes_checkpoints_are_refused_in_one_line(tmp_path):
     )
     refuse_unservable_quantization(str(tmp_path))  # w4a16 exports are served
     refuse_unservable_quantization(str(Path(tmp_path) / "hub-id"))  # not a folder: nothing to read
+
+
+def test_auto_backend_runs_bitsandbytes_checkpoints_on_hf(tmp_path, monkeypatch, caplog):
+    import eval.backends as backends
+    import eval.backends.hf as hf
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"quantization_config": {"quant_method": "bitsandbytes"}})
+    )
+    monkeypatch.setattr(backends, "resolve_backend_name", lambda name: "vllm")  # as on a GPU with vLLM
+    monkeypatch.setattr(hf, "HFBackend", lambda model, options, **kw: ("hf", model))
+    with caplog.at_level("INFO", logger="eval.backends"):
+        assert backends.get_backend("auto", str(tmp_path)) == ("hf", str(tmp_path))
+    assert "auto -> hf (a bitsandbytes checkpoint" in caplog.text

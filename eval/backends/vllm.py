@@ -242,16 +242,22 @@ def stop_workers(workers: list[tuple[Any, Any]]) -> None:
     workers.clear()
 
 
-def refuse_unservable_quantization(weights: str) -> None:
-    """A one-line error for a checkpoint vLLM 0.33 cannot load (bitsandbytes), with what to do instead."""
+def unservable_quantization(weights: str) -> str | None:
+    """The quantization method of a local checkpoint when vLLM 0.33 cannot load it (bitsandbytes)."""
     config_file = Path(weights) / "config.json"
     if not config_file.is_file():
-        return
+        return None
     try:
         method = (json.loads(config_file.read_text()).get("quantization_config") or {}).get("quant_method")
     except (OSError, json.JSONDecodeError, AttributeError):
-        return
-    if method in UNSERVABLE_QUANT_METHODS:
+        return None
+    return method if method in UNSERVABLE_QUANT_METHODS else None
+
+
+def refuse_unservable_quantization(weights: str) -> None:
+    """A one-line error for a checkpoint vLLM 0.33 cannot load (bitsandbytes), with what to do instead."""
+    method = unservable_quantization(weights)
+    if method:
         raise ValueError(
             f"{weights} is a {method} checkpoint, which vLLM 0.33 cannot serve (no bitsandbytes method): "
             "use --backend hf for it, or export --format w4a16 (compressed-tensors) for vLLM"
