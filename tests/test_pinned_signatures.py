@@ -147,3 +147,30 @@ def test_source_check_fails_on_changed_signatures():
     }
     assert check_source(attribute, "class M:\n    supports_tower_connector_lora = True\n") == []
     assert check_source(attribute, "class M:\n    supports_tower_connector_lora = False\n")
+
+
+def test_wheel_check_reads_the_wheel_and_reports_a_drop(tmp_path):
+    import zipfile
+
+    from scripts.check_signatures import check_wheels
+
+    data = {
+        "packages": {"demo_pkg": "1.0"},
+        "entries": [
+            {
+                "package": "demo_pkg",
+                "file": "demo_pkg/api.py",
+                "object": "load",
+                "kind": "params",
+                "names": ["model_name"],
+            }
+        ],
+    }
+    with zipfile.ZipFile(tmp_path / "demo_pkg-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("demo_pkg/api.py", "def load(model_name, **kwargs): ...\n")
+    assert check_wheels(tmp_path, data) == []
+    data["entries"][0]["names"].append("use_exact_model_name")
+    assert check_wheels(tmp_path, data) == [
+        "demo_pkg==1.0 demo_pkg/api.py:load: has no param 'use_exact_model_name'"
+    ]
+    assert "no wheel" in check_wheels(tmp_path / "empty", data)[0]
