@@ -79,9 +79,6 @@ def _pip(*args: str, env: dict[str, str] | None = None) -> None:
 
 def install(name: str) -> None:
     """Install set ``name`` into the running interpreter's environment and record which set it is."""
-    with tempfile.TemporaryDirectory() as tmp:
-        requirements = write(name, Path(tmp) / f"requirements-{name}-set.txt")
-        _pip("install", "-r", str(requirements))
     for package in REMOVE_ON_INSTALL.get(name, ()):
         if (
             subprocess.run(
@@ -93,6 +90,9 @@ def install(name: str) -> None:
                 f">> removing {package}: it cannot share the {name} environment (see requirements-quant.txt)"
             )
             _pip("uninstall", "-y", package)
+    with tempfile.TemporaryDirectory() as tmp:
+        requirements = write(name, Path(tmp) / f"requirements-{name}-set.txt")
+        _pip("install", "-r", str(requirements))
     if uses_deepspeed(name):
         # deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
         # against the torch installed above rather than a fresh one from the index.
