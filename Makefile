@@ -8,6 +8,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# The w4a16 export's own environment (llm-compressor cannot share one with vllm).
+QUANT_VENV ?= .venv-quant
+QUANT_STAMP := $(QUANT_VENV)/.installed
 # On machines that keep a local torch CPU wheel (like CI), pip finds it through PIP_FIND_LINKS.
 PIP_FLAGS ?= -q --disable-pip-version-check
 
@@ -25,20 +28,18 @@ THREADS ?= 1
 test demo tiny-model: export OMP_NUM_THREADS = $(THREADS)
 test demo tiny-model: export MKL_NUM_THREADS = $(THREADS)
 
-.PHONY: help install install-gpu test quality demo tiny-model data finetune eval eval-crohme \
-        eval-hme100k mine-errors score export predict bench bench-data bench-train bench-eval clean \
-        install-app app
+.PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test quality demo \
+        tiny-model data finetune eval eval-crohme eval-hme100k mine-errors score export predict bench \
+        bench-data bench-train bench-eval clean install-app app
 
 help:  ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-deepspeed.txt
-	@echo ">> creating the virtual environment in $(VENV) and installing the CPU requirements"
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -r requirements.txt -r requirements-dev.txt
-	@# deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
-	@# against the torch installed above rather than a fresh one from the index.
-	DS_BUILD_OPS=0 $(PIP) install $(PIP_FLAGS) --no-build-isolation -r requirements-deepspeed.txt
+$(STAMP): requirements.txt requirements-quant.txt requirements-gpu.txt requirements-dev.txt requirements-deepspeed.txt
+	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@# Reinstall the set this venv holds (cpu unless `make install-gpu` made it the gpu set):
+	@# install sets are defined once, in scripts/install_sets.py.
+	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install $$($(PY) -m scripts.install_sets current $(VENV))
 	@touch $(STAMP)
 
 # KaTeX (pinned in eval/katex_assets.py, fetched with npm, kept in vendor/): the HTML reports inline
@@ -61,12 +62,24 @@ $(APP_STAMP): $(STAMP) requirements-app.txt
 	$(APP_PY) -m pip install $(PIP_FLAGS) -r requirements-app.txt
 	@touch $(APP_STAMP)
 
-install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages)
+install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages; llm-compressor included)
 
 install-app: $(APP_STAMP)  ## The web demo's own venv (.venv-app: gradio on top of .venv)
 
-install-gpu: $(STAMP)  ## Add vLLM, Unsloth and the GPU-only packages (on a CUDA machine)
-	$(PIP) install $(PIP_FLAGS) -r requirements-gpu.txt
+install-gpu:  ## Make .venv the GPU set: vLLM, Unsloth, torch 2.14 (on a CUDA machine; no llm-compressor)
+	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install gpu
+	@touch $(STAMP)
+
+$(QUANT_STAMP): requirements.txt requirements-quant.txt
+	@test -x $(QUANT_VENV)/bin/python || { echo ">> creating $(QUANT_VENV) for the w4a16 export"; $(PYTHON) -m venv $(QUANT_VENV); }
+	PIP_FLAGS="$(PIP_FLAGS)" $(QUANT_VENV)/bin/python -m scripts.install_sets install quant
+	@touch $(QUANT_STAMP)
+
+install-quant: $(QUANT_STAMP)  ## Create .venv-quant for `make export FORMAT=w4a16` (llm-compressor; vllm cannot share it)
+
+check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Linux x86_64); fails on a conflict
+	$(PYTHON) -m scripts.check_deps $(ARGS)
 
 .PHONY: install-trackers
 install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
@@ -110,8 +123,10 @@ mine-errors: $(STAMP)  ## Error-driven learning: mine wrong predictions by k-fol
 score: $(STAMP)  ## Score predictions files: make score PRED=a.jsonl [PRED2=b.jsonl]
 	$(PY) -m eval.score $(PRED) $(PRED2) $(ARGS)
 
-export: $(STAMP)  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
-	$(PY) -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
+# w4a16 runs in $(QUANT_VENV) (llm-compressor), every other format in $(VENV).
+EXPORT_VENV = $(if $(filter w4a16,$(FORMAT)),$(QUANT_VENV),$(VENV))
+export: $(if $(filter w4a16,$(FORMAT)),$(QUANT_STAMP),$(STAMP))  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
+	$(EXPORT_VENV)/bin/python -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
 
 predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
 	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)
@@ -131,6 +146,24 @@ bench-train: $(STAMP)  ## Training throughput and memory (real 3B architecture, 
 
 bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
 	$(PY) -m benchmarks.bench_eval $(ARGS)
+
+check-3b: $(STAMP)  ## One QLoRA step of the real 3B architecture on the CPU (random weights, ~13 GiB RAM, minutes)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 $(PY) -m benchmarks.check_3b $(ARGS)
+
+# The lent GPU machine has no network: `make gpu-wheels` here, then carry .whl/ (see BENCHMARKS.md).
+GPU_WHEELS ?= .whl
+gpu-wheels:  ## Download the wheels gpu-check needs on the lent H200 (bitsandbytes, 43 MB) into .whl/
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d $(GPU_WHEELS) bitsandbytes==0.50.2
+
+gpu-check:  ## The GPU check for a lease: real 3B training steps + HF generation, one JSON (in the OUT folder or outputs/)
+	@if ls $(GPU_WHEELS)/*.whl >/dev/null 2>&1; then \
+	    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-check-site $(GPU_WHEELS)/*.whl; fi
+	PYTHONPATH=/tmp/gpu-check-site:$$PYTHONPATH PYTHONUNBUFFERED=1 python3 -m benchmarks.gpu_check $(ARGS)
+
+SIGNATURE_WHEELS ?= /tmp/hmer-pinned-wheels
+check-signatures:  ## Check the recorded vllm/unsloth/llm-compressor signatures against the pinned wheels (downloads ~400 MB)
+	$(PYTHON) -m scripts.check_signatures --download --wheels $(SIGNATURE_WHEELS)
 
 clean:  ## Remove build outputs (keeps .venv)
 	rm -rf artifacts outputs .pytest_cache

@@ -48,8 +48,8 @@ def sample_images(n: int):
     return list(itertools.islice(itertools.cycle(base), n))
 
 
-def build_random_3b(out_dir: Path) -> Path:
-    """Save a random-weight Qwen2.5-VL-3B (bf16, built on the GPU) with processor files."""
+def build_random_3b(out_dir: Path, device: str = "cuda") -> Path:
+    """Save a random-weight Qwen2.5-VL-3B (bf16, built on ``device``) with processor files."""
     import torch
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -66,7 +66,7 @@ def build_random_3b(out_dir: Path) -> Path:
         "3b", special_token_ids={tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKEN_IDS}
     )
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     stops = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
     model.generation_config = GenerationConfig(eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
@@ -79,7 +79,8 @@ def build_random_3b(out_dir: Path) -> Path:
         save_processor_files(staging, tokenizer, image_processor, QWEN2_5_VL_CHAT_TEMPLATE)
     n_params = sum(p.numel() for p in model.parameters())
     del model
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
     logger.info("random Qwen2.5-VL-3B (%.2f B parameters) saved to %s", n_params / 1e9, out_dir)
     return out_dir
 

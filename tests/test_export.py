@@ -152,6 +152,9 @@ def test_bnb_4bit_from_merged_loads_and_generates(merged_bf16, tiny_model_dir, s
     card = (out / "README.md").read_text()
     # The card names the original base model (read from the merged export's card), not the export.
     assert "bnb-4bit" in card and f"base_model: {tiny_model_dir}\n" in card
+    # vLLM 0.33 has no bitsandbytes method: the card says so and serves it with transformers only.
+    assert "vllm serve" not in card and "--quantization bitsandbytes" not in card
+    assert "cannot serve bitsandbytes" in card and "--format w4a16" in card
 
     model, processor = load_model_and_processor(str(out))
     assert isinstance(model.model.language_model.layers[0].mlp.down_proj, bnb.nn.Linear4bit)
@@ -190,7 +193,7 @@ def test_w4a16_group_size_must_divide_the_width(adapter_dir, tmp_path, capsys):
 
 def test_w4a16_export_with_llmcompressor(adapter_dir, tmp_path):
     pytest.importorskip(
-        "llmcompressor", reason="llm-compressor is a GPU-side dependency (requirements-gpu.txt)"
+        "llmcompressor", reason="llm-compressor is in the CPU and quant sets (requirements-quant.txt)"
     )
     images = tmp_path / "calib"
     images.mkdir()

@@ -45,6 +45,27 @@ def _as_image(value: Any, row_id: str) -> Image.Image:
     )
 
 
+def within_max_length(
+    rows: Sequence[dict[str, Any]], attention_mask: Any, max_length: int, skipped: Counter[str]
+) -> list[int]:
+    """Indices of the samples of a collated batch that fit ``max_length`` tokens; the others are
+    counted in ``skipped`` and logged with their id (never truncated). Raises when none fits."""
+    lengths = [int(n) for n in attention_mask.sum(dim=1).tolist()]
+    keep = [i for i, n in enumerate(lengths) if n <= max_length]
+    for i, n in enumerate(lengths):
+        if n > max_length:
+            skipped["longer_than_max_length"] += 1
+            logger.warning(
+                "skipped sample %s: %d tokens > max_length %d", rows[i].get("id", "?"), n, max_length
+            )
+    if not keep:
+        raise CollatorError(
+            f"every sample of a batch is longer than max_length={max_length} "
+            f"(lengths {lengths}); raise max_length or lower max_pixels"
+        )
+    return keep
+
+
 class VisionSFTCollator:
     """Callable collator for ``transformers.Trainer`` built on :func:`train.inputs.encode_for_training`."""
 
@@ -73,21 +94,9 @@ class VisionSFTCollator:
         batch = encode_for_training(self.processor, images, prompts, answers, bounds=self.bounds)
         if self.max_length is None:
             return batch
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        keep = [i for i, n in enumerate(lengths) if n <= self.max_length]
+        keep = within_max_length(rows, batch["attention_mask"], self.max_length, self.skipped)
         if len(keep) == len(rows):
             return batch
-        for i, n in enumerate(lengths):
-            if n > self.max_length:
-                self.skipped["longer_than_max_length"] += 1
-                logger.warning(
-                    "skipped sample %s: %d tokens > max_length %d", rows[i].get("id", "?"), n, self.max_length
-                )
-        if not keep:
-            raise CollatorError(
-                f"every sample of a batch is longer than max_length={self.max_length} "
-                f"(lengths {lengths}); raise max_length or lower max_pixels"
-            )
         return encode_for_training(
             self.processor,
             [images[i] for i in keep],

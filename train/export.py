@@ -13,6 +13,7 @@ Formats:
   processor files and the chat template; loads in transformers and in vLLM unchanged.
 * ``bnb-4bit``: NF4 (double quantisation) through bitsandbytes, vision tower and lm_head kept in
   bf16 (``train.modeling.quantization_config``); loads with ``from_pretrained`` on a GPU or a CPU.
+  Not servable by vLLM 0.33 (no bitsandbytes method): use ``w4a16`` for vLLM.
 * ``w4a16``: 4-bit weights, 16-bit activations (GPTQ, group size 128) made with llm-compressor and
   calibrated on training images; saved in the compressed-tensors format vLLM serves.
 * ``gguf``: llama.cpp's converter is not a Python package, so this prints the commands instead.
@@ -274,7 +275,15 @@ def _original_base(source: ModelSource) -> str:
     return source.base
 
 
-def _usage(output_dir: Path, staging: Path, vllm: bool, quantization: str | None = None) -> str:
+#: Why a bnb-4bit export gets no ``vllm serve`` line: vLLM 0.33.0 (requirements-gpu.txt) has no
+#: bitsandbytes quantization method (vllm/model_executor/layers/quantization/__init__.py).
+BNB_NOT_SERVABLE = (
+    "vLLM 0.33 (the pinned version) cannot serve bitsandbytes checkpoints: run this export with "
+    "transformers (`eval.predict --backend hf`, as above); for vLLM export `--format w4a16` instead."
+)
+
+
+def _usage(output_dir: Path, staging: Path, vllm: bool, note: str = "") -> str:
     """How to run the export; the served pixel bounds are those its processor records."""
     from train.modeling import saved_bounds
 
@@ -287,11 +296,12 @@ def _usage(output_dir: Path, staging: Path, vllm: bool, quantization: str | None
         lines += [
             f"vllm serve {output_dir} --served-model-name hmer --max-model-len 2048 \\",
             '  --limit-mm-per-prompt \'{"image":1,"video":0}\' \\',
-            f"  --mm-processor-kwargs '{json.dumps(bounds.processor_kwargs(), separators=(',', ':'))}'"
-            + (f" --quantization {quantization}" if quantization else ""),
+            f"  --mm-processor-kwargs '{json.dumps(bounds.processor_kwargs(), separators=(',', ':'))}'",
             "python -m eval.client --url http://localhost:8000 --model hmer formula.png",
         ]
     lines.append("```")
+    if note:
+        lines += ["", note]
     return "\n".join(lines)
 
 
@@ -361,7 +371,7 @@ def export_bnb_4bit(
             "bnb-4bit",
             f"bitsandbytes NF4 with double quantisation, vision tower and lm_head in {compute_dtype}",
             card or CardOptions(),
-            usage=_usage(output_dir, staging, vllm=True, quantization="bitsandbytes"),
+            usage=_usage(output_dir, staging, vllm=False, note=BNB_NOT_SERVABLE),
         )
     logger.info("NF4 model written to %s (%.1f MiB of weights)", output_dir, weights_size(output_dir) / 2**20)
     return output_dir
@@ -373,9 +383,10 @@ def _require_llmcompressor():
         from llmcompressor.modifiers.quantization import GPTQModifier
     except ImportError as err:
         raise ExportError(
-            "the w4a16 export needs llm-compressor, a GPU-side dependency that the CPU environment "
-            f"does not install ({err}). On a CUDA machine: `make install-gpu` (requirements-gpu.txt) "
-            "or `pip install llmcompressor`."
+            f"the w4a16 export needs llm-compressor ({err}). It cannot share an environment with vllm "
+            "(they pin different compressed-tensors), so it has its own: `make install-quant` creates "
+            ".venv-quant (requirements.txt + requirements-quant.txt) and `make export FORMAT=w4a16` "
+            "runs there; by hand: `.venv-quant/bin/python -m train.export ...`."
         ) from None
     return oneshot, GPTQModifier
 

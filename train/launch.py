@@ -109,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if launch.dry_run:
         return 0
     if in_process:
+        from train.engines.preload import import_unsloth_first
+
+        import_unsloth_first(command[3:])  # before train.sft imports transformers
         from train.sft import main as sft_main
 
         return sft_main(command[3:])

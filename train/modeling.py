@@ -206,13 +206,14 @@ def save_processor_files(out_dir: str | Path, tokenizer, image_processor, chat_t
     """Write tokenizer, image processor and chat template the way the hub models lay them out.
 
     ``processor.save_pretrained`` cannot be used without a video processor, so the parts are saved
-    one by one; ``processor_class`` is recorded so that AutoProcessor rebuilds the full processor
-    on machines that have torchvision.
+    one by one; ``processor_class`` and a video processor config are recorded so that AutoProcessor
+    (and vLLM, which loads it) rebuilds the full processor on machines that have torchvision.
     """
     out_dir = Path(out_dir)
     tokenizer.save_pretrained(out_dir)
     image_processor.save_pretrained(out_dir)
     (out_dir / "chat_template.jinja").write_text(chat_template)
+    write_video_processor_config(out_dir, image_processor)
     for name in ("tokenizer_config.json", "preprocessor_config.json"):
         path = out_dir / name
         config = json.loads(path.read_text())
@@ -221,6 +222,37 @@ def save_processor_files(out_dir: str | Path, tokenizer, image_processor, chat_t
             config.setdefault("chat_template", chat_template)
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
     _record_bounds(out_dir, image_processor)
+
+
+VIDEO_PROCESSOR_CONFIG = "video_preprocessor_config.json"
+#: Qwen2VLVideoProcessor's own frame bounds (transformers 5.17 class defaults). Videos are never
+#: sent (one image per request), but without this file transformers would build the video
+#: processor from preprocessor_config.json, i.e. with the image bounds.
+VIDEO_SIZE = {"shortest_edge": 128 * 28 * 28, "longest_edge": 768 * 28 * 28}
+
+
+def write_video_processor_config(out_dir: str | Path, image_processor) -> Path:
+    """The ``video_preprocessor_config.json`` a Qwen2-VL-family processor loads with torchvision:
+    the video processor class, the image processor's patch geometry and normalisation."""
+    config = {
+        "video_processor_type": "Qwen2VLVideoProcessor",
+        "processor_class": "Qwen2_5_VLProcessor",
+        "size": dict(VIDEO_SIZE),
+        "patch_size": int(image_processor.patch_size),
+        "temporal_patch_size": int(image_processor.temporal_patch_size),
+        "merge_size": int(image_processor.merge_size),
+        "image_mean": [float(x) for x in image_processor.image_mean],
+        "image_std": [float(x) for x in image_processor.image_std],
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": float(image_processor.rescale_factor),
+        "do_normalize": True,
+        "do_convert_rgb": True,
+        "resample": 3,
+    }
+    path = Path(out_dir) / VIDEO_PROCESSOR_CONFIG
+    path.write_text(json.dumps(config, indent=2))
+    return path
 
 
 def _record_bounds(out_dir: Path, image_processor) -> None:

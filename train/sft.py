@@ -18,10 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.checkpoints import CheckpointLoadError
-from train.config import HmerTrainingArguments, ModelArguments, RecipeError, ScriptArguments, parse_recipe
-from train.modeling import ModelLoadError
-from train.run_folder import RunMismatch
+from train.engines.preload import import_unsloth_first
+
+if __name__ == "__main__":  # Unsloth's patches apply only if it is imported before transformers/trl/peft
+    import_unsloth_first(sys.argv[1:])
+
+from train.checkpoints import CheckpointLoadError  # noqa: E402
+from train.config import (  # noqa: E402
+    HmerTrainingArguments,
+    ModelArguments,
+    RecipeError,
+    ScriptArguments,
+    parse_recipe,
+)
+from train.modeling import ModelLoadError  # noqa: E402
+from train.run_folder import RunMismatch  # noqa: E402
 
 logger = logging.getLogger("train.sft")
 

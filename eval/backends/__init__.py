@@ -179,6 +179,13 @@ def get_backend(
             if resolved == "vllm"
             else ("no CUDA GPU" if not cuda_available() else "vLLM is not installed")
         )
+        if resolved == "vllm":
+            from eval.backends.vllm import unservable_quantization
+            from train.modeling import resolve_source
+
+            method = unservable_quantization(resolve_source(model).base)
+            if method:  # vLLM 0.33 cannot load it; transformers can
+                resolved, why = "hf", f"a {method} checkpoint, which vLLM 0.33 cannot serve"
         logger.info("backend auto -> %s (%s)", resolved, why)
     if resolved == "vllm":
         from eval.backends.vllm import VLLMBackend

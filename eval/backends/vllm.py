@@ -9,21 +9,25 @@ prompt-parity test checks on a CPU) imports without it.
   backend (:func:`build_request`, :func:`engine_kwargs`).
 * Greedy by default: ``temperature=0``, no repetition penalty, stop at Qwen's end tokens.
 * ``tp``: vLLM's tensor parallelism. ``dp``: one worker process per replica, each pinned to its
-  own ``tp`` GPUs through ``CUDA_VISIBLE_DEVICES``, each generating a contiguous shard.
-* LoRA adapters are served directly (``LoRARequest``) when vLLM can apply all of them; vLLM
-  ignores LoRA weights on the vision tower (and cannot serve ``modules_to_save`` or DoRA), so such
-  adapters are merged into the base first (``train.export.export_merged``, into a temporary
-  folder), and the log says so and why (:func:`inspect_adapter`, :func:`merge_for_vllm`).
+  own ``tp`` GPUs through ``CUDA_VISIBLE_DEVICES``, each generating a contiguous shard. The workers
+  are *not* daemon processes: vLLM 0.33's ``LLM`` starts its engine core in a child process, which
+  a daemon process may not have. They are stopped by :meth:`VLLMBackend.close` (or at exit).
+* LoRA adapters are served directly (``LoRARequest``) when vLLM can apply all of them, with
+  ``enable_tower_connector_lora`` when they train the vision tower; otherwise (the patch embedding,
+  ``modules_to_save``, DoRA) they are merged into the base first, and the log says so and why
+  (:mod:`eval.backends.vllm_lora`).
+* bitsandbytes checkpoints (``--format bnb-4bit`` exports) are refused with a one-line error:
+  vLLM 0.33 has no bitsandbytes method. Serve ``w4a16`` (compressed-tensors) with vLLM instead.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import multiprocessing
 import os
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,16 @@ from PIL import Image
 
 from data_prep.contract import DEFAULT_BOUNDS, IMAGE_FACTOR, ImageBounds, prepare_image
 from eval.backends import Backend, BackendOptions, stop_token_ids
+from eval.backends.vllm_lora import AdapterPlan, inspect_adapter, merge_for_vllm
+
+__all__ = [
+    "AdapterPlan",
+    "VLLMBackend",
+    "build_request",
+    "engine_kwargs",
+    "inspect_adapter",
+    "merge_for_vllm",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +53,9 @@ IMAGE_PAD = "<|image_pad|>"
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 #: Room for the chat text around the image (system turn, prompt, error-driven predictions).
 PROMPT_TEXT_TOKENS = 512
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-#: Module-name fragments of Qwen2.5-VL's vision tower (transformers 5: ``model.visual``).
-VISION_TOWER_MARKERS = ("visual.",)
+#: ``quantization_config.quant_method`` values vLLM 0.33.0 cannot load: it has no bitsandbytes
+#: method (vllm/model_executor/layers/quantization/__init__.py, QuantizationMethods).
+UNSERVABLE_QUANT_METHODS = ("bitsandbytes",)
 
 
 # --------------------------------------------------------------------------- #
@@ -167,83 +181,6 @@ def sampling_kwargs(
 
 
 # --------------------------------------------------------------------------- #
-# LoRA adapters
-# --------------------------------------------------------------------------- #
-
-
-@dataclasses.dataclass(frozen=True)
-class AdapterPlan:
-    """How vLLM can run a LoRA adapter: served directly, or merged into its base first (and why)."""
-
-    adapter: str
-    base: str
-    rank: int
-    merge_reasons: tuple[str, ...] = ()
-
-    @property
-    def serve_directly(self) -> bool:
-        return not self.merge_reasons
-
-
-def _target_names(config: dict[str, Any]) -> list[str]:
-    targets = config.get("target_modules") or []
-    return [targets] if isinstance(targets, str) else list(targets)
-
-
-def inspect_adapter(adapter_dir: str | Path) -> AdapterPlan:
-    """Read an adapter's config and weight names (no tensors loaded) and decide serve vs merge."""
-    adapter_dir = Path(adapter_dir)
-    config_file = adapter_dir / "adapter_config.json"
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{config_file}: cannot read the adapter config ({err})") from err
-    reasons: list[str] = []
-    weights = adapter_dir / ADAPTER_WEIGHTS
-    if weights.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(weights), framework="pt") as handle:
-            keys = list(handle.keys())
-        vision = sorted({k for k in keys if any(m in k for m in VISION_TOWER_MARKERS)})
-        if vision:
-            reasons.append(
-                f"{len(vision)} LoRA tensors target the vision tower (e.g. {vision[0]}); vLLM applies LoRA "
-                "to the language model only and would silently ignore them"
-            )
-    else:
-        # No weights to inspect: judge from the target modules (a regex string or names).
-        targets = _target_names(config)
-        if any("visual" in t for t in targets):
-            reasons.append(f"target_modules {targets} include the vision tower, which vLLM's LoRA ignores")
-    if config.get("modules_to_save"):
-        reasons.append(
-            f"modules_to_save {config['modules_to_save']} are full weights vLLM's LoRA cannot load"
-        )
-    if config.get("use_dora"):
-        reasons.append("DoRA adapters are not supported by vLLM's LoRA")
-    base = config.get("base_model_name_or_path") or ""
-    return AdapterPlan(
-        adapter=str(adapter_dir), base=base, rank=int(config.get("r", 8)), merge_reasons=tuple(reasons)
-    )
-
-
-def merge_for_vllm(plan: AdapterPlan, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
-    """Merge an adapter vLLM cannot serve (``plan.merge_reasons``) into its base, saying why, with
-    :func:`train.export.export_merged` (merged in float32 then cast to ``dtype``; safetensors and
-    processor files, staged then renamed into ``out_dir``)."""
-    from train.export import export_merged
-
-    logger.info(
-        "vLLM: merging adapter %s into %s first, because: %s",
-        plan.adapter,
-        plan.base,
-        "; ".join(plan.merge_reasons),
-    )
-    return export_merged(plan.adapter, out_dir, dtype=dtype)
-
-
-# --------------------------------------------------------------------------- #
 # Running vLLM
 # --------------------------------------------------------------------------- #
 
@@ -277,7 +214,10 @@ def _worker(conn: Any, gpu_ids: list[str], kwargs: dict[str, Any], lora_path: st
         conn.send(("error", f"{type(err).__name__}: {err}"))
         return
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except EOFError:  # the parent went away
+            break
         if message is None:
             break
         requests, params = message
@@ -285,6 +225,43 @@ def _worker(conn: Any, gpu_ids: list[str], kwargs: dict[str, Any], lora_path: st
             conn.send(("ok", _run_llm(llm, requests, params, lora)))
         except Exception as err:
             conn.send(("error", f"{type(err).__name__}: {err}"))
+
+
+def stop_workers(workers: list[tuple[Any, Any]]) -> None:
+    """Ask each data-parallel worker to finish, wait for it, and terminate it if it does not."""
+    for _, conn in workers:
+        try:
+            conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+    for process, _ in workers:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+    workers.clear()
+
+
+def unservable_quantization(weights: str) -> str | None:
+    """The quantization method of a local checkpoint when vLLM 0.33 cannot load it (bitsandbytes)."""
+    config_file = Path(weights) / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        method = (json.loads(config_file.read_text()).get("quantization_config") or {}).get("quant_method")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    return method if method in UNSERVABLE_QUANT_METHODS else None
+
+
+def refuse_unservable_quantization(weights: str) -> None:
+    """A one-line error for a checkpoint vLLM 0.33 cannot load (bitsandbytes), with what to do instead."""
+    method = unservable_quantization(weights)
+    if method:
+        raise ValueError(
+            f"{weights} is a {method} checkpoint, which vLLM 0.33 cannot serve (no bitsandbytes method): "
+            "use --backend hf for it, or export --format w4a16 (compressed-tensors) for vLLM"
+        )
 
 
 def visible_gpus() -> list[str]:
@@ -323,16 +300,23 @@ class VLLMBackend(Backend):
         self.chunk_size = max(chunk_size, options.batch_size)
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._workers: list[tuple[Any, Any]] = []
+        self._finalizer = weakref.finalize(self, stop_workers, self._workers)
         self._llm = None
 
         source = resolve_source(model)
+        refuse_unservable_quantization(source.base)
         lora_path, lora_rank, weights = None, None, source.base
         if source.adapter:
             plan = inspect_adapter(source.adapter)
             if plan.serve_directly:
                 lora_path, lora_rank = source.adapter, plan.rank
+                engine_options = {**plan.engine_options(), **engine_options}
                 logger.info(
-                    "vLLM: serving LoRA adapter %s (rank %d) on %s", source.adapter, plan.rank, source.base
+                    "vLLM: serving LoRA adapter %s (rank %d%s) on %s",
+                    source.adapter,
+                    plan.rank,
+                    ", vision tower too" if plan.tower_lora else "",
+                    source.base,
                 )
             else:
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
@@ -374,10 +358,12 @@ class VLLMBackend(Backend):
         context = multiprocessing.get_context("spawn")
         for rank in range(dp):
             parent, child = context.Pipe()
+            # Not a daemon: vLLM's LLM starts its engine core as a child process, and daemonic
+            # processes may not have children. close() (or the finalizer at exit) stops them.
             process = context.Process(
                 target=_worker,
                 args=(child, gpus[rank * tp : (rank + 1) * tp], kwargs, lora_path),
-                daemon=True,
+                daemon=False,
             )
             process.start()
             self._workers.append((process, parent))
@@ -425,15 +411,7 @@ class VLLMBackend(Backend):
         return self._dispatch(requests, self._params(n=n, temperature=temperature, top_p=top_p))
 
     def close(self) -> None:
-        for process, conn in self._workers:
-            try:
-                conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
-        self._workers = []
+        stop_workers(self._workers)  # the same list the finalizer holds
         self._llm = None
         if self._tmp is not None:
             self._tmp.cleanup()

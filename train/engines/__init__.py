@@ -3,7 +3,9 @@
 ``engine: auto`` picks Unsloth when it is installed, a CUDA GPU is present, the recipe trains LoRA
 adapters and the run is a single process without DeepSpeed (Unsloth's supported case); otherwise
 the portable engine. Unsloth is only *looked up* here (``importlib.util.find_spec``), never imported:
-``import unsloth`` raises without a GPU and patches transformers globally.
+``import unsloth`` raises without a GPU and patches transformers globally; :mod:`train.engines.preload`
+imports it before transformers when the run will use it. This package imports nothing heavy at
+module level, so ``train.engines.preload`` can run before transformers is imported.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import importlib.util
 import logging
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from train.config import HmerTrainingArguments, ModelArguments, RecipeError
+if TYPE_CHECKING:
+    from train.config import HmerTrainingArguments, ModelArguments
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ def cuda_available() -> bool:
 
 def select_engine(model_args: ModelArguments, training_args: HmerTrainingArguments) -> tuple[str, str]:
     """``(engine, reason)`` for the recipe's ``engine`` key on this machine."""
+    from train.config import RecipeError
+
     requested = model_args.engine
     single_process = int(os.environ.get("WORLD_SIZE", "1")) == 1 and not training_args.deepspeed
     if requested == "trl":
@@ -55,6 +61,8 @@ def select_engine(model_args: ModelArguments, training_args: HmerTrainingArgumen
 
 def get_build_trainer(engine: str) -> Callable:
     """The ``build_trainer(model_args, script_args, training_args, train_dataset, callbacks)`` of ``engine``."""
+    from train.config import RecipeError
+
     if engine == "unsloth":
         from train.engines.unsloth_engine import build_trainer
     elif engine == "trl":

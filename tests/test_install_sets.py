@@ -1,0 +1,37 @@
+"""The documented install sets (scripts/install_sets.py), checked without a network.
+
+``make check-deps`` runs pip's resolver over them (minutes, network); here only what the sets
+contain: the conflicts found by that resolver cannot come back through the set definitions.
+"""
+
+from __future__ import annotations
+
+from scripts.check_deps import expected_pins
+from scripts.install_sets import SETS, requirement_lines
+
+
+def _pins(name: str) -> dict[str, str]:
+    return expected_pins(requirement_lines(name))
+
+
+def test_every_set_pins_one_torch_and_the_right_one():
+    assert _pins("cpu")["torch"] == "2.13.0"
+    assert _pins("quant")["torch"] == "2.13.0"
+    assert _pins("gpu")["torch"] == "2.14.0"  # vllm 0.33.0's pin replaces requirements.txt's
+    gpu_lines = [ln for ln in requirement_lines("gpu") if ln.strip().startswith("torch==")]
+    assert gpu_lines == ["torch==2.14.0"]
+
+
+def test_llmcompressor_and_vllm_never_share_a_set():
+    for name in SETS:
+        pins = _pins(name)
+        assert not ("llmcompressor" in pins and "vllm" in pins), name
+    assert "llmcompressor" in _pins("quant") and "llmcompressor" in _pins("cpu")
+    assert "vllm" in _pins("gpu") and "unsloth" in _pins("gpu")
+
+
+def test_the_cpu_and_quant_sets_hold_no_torchvision_importers():
+    for name in ("cpu", "quant"):
+        text = "\n".join(ln for ln in requirement_lines(name) if not ln.lstrip().startswith("#"))
+        for package in ("torchvision", "vllm", "unsloth", "qwen-vl-utils"):
+            assert package not in text, (name, package)
