@@ -22,16 +22,11 @@ from data_prep.contract import Record, dark_ink_on_light, main_record
 from data_prep.images import DatasetRoot, ImageError
 from data_prep.inkml_render import RenderOptions, render_traces
 from data_prep.readers.common import ReadCursor, label_latex, option_path
-from data_prep.rejects import Rejects
+from data_prep.rejects import ReasonError, Rejects
 
 
-class InkmlError(ValueError):
+class InkmlError(ReasonError):
     """An InkML file that cannot be used; ``reason`` is a short fixed reject reason."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclasses.dataclass
