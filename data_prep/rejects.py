@@ -25,6 +25,16 @@ def clean_detail(detail: str) -> str:
     return _ADDRESS.sub("", detail)[:300]
 
 
+class ReasonError(ValueError):
+    """Input that cannot be used, naming why: ``reason`` is a short fixed slug (what a reject
+    counts under), ``detail`` the particulars; the message is ``reason: detail``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
 class TooManyRejects(RuntimeError):
     """Raised when the rejected fraction exceeds the caller's limit."""
 

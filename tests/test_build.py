@@ -14,6 +14,7 @@ from data_prep.build import build_dataset, main
 from data_prep.dataset import list_splits, load_split
 from data_prep.recipe import load_recipe, parse_recipe
 from data_prep.rejects import TooManyRejects
+from tests.build_support import build_crashes_writing_shard, sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RECIPE = REPO / "recipes" / "data" / "crohme_sample.yaml"
@@ -22,17 +23,6 @@ SAMPLE = REPO / "samples" / "crohme2014_test"
 
 def caption_lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-
-
-def sample_source(root: Path = SAMPLE, **extra) -> dict:
-    return {
-        "name": "sample",
-        "reader": "crohme",
-        "root": str(root),
-        "split": "2014",
-        "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
-        **extra,
-    }
 
 
 @pytest.fixture(scope="module")
@@ -149,23 +139,12 @@ def test_resume_after_crash(tmp_path, monkeypatch):
         {"output_dir": str(tmp_path / "o"), "shard_size": 10, "train": [sample_source(root)]}
     )
     out = tmp_path / "o"
-    real_write = build_module.DatasetBuilder._write_shard
-    written = []
-
-    def crash_on_third(self, path, rows):
-        if len(written) == 2:
-            path.with_name(path.name + ".tmp").write_bytes(b"half a shard")  # what a crash leaves
-            raise KeyboardInterrupt("simulated crash")
-        written.append(path)
-        real_write(self, path, rows)
-
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with build_crashes_writing_shard(3, leave_partial=True) as written:
         build_dataset(recipe, progress=False)
     first_two = [p.stat().st_ino for p in written]
     assert list((out / ".build" / "train").glob("*.tmp"))
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
 
+    real_write = build_module.DatasetBuilder._write_shard
     rewritten = []
     monkeypatch.setattr(
         build_module.DatasetBuilder,
@@ -323,19 +302,8 @@ def test_resume_opens_no_image_that_finished_shards_cover(tmp_path, monkeypatch)
     )
     clean = build_dataset(recipe, tmp_path / "clean", progress=False)
 
-    real_write = build_module.DatasetBuilder._write_shard
-    written = []
-
-    def crash_on_third(self, path, rows):
-        if len(written) == 2:
-            raise KeyboardInterrupt("simulated crash")
-        written.append(path)
-        real_write(self, path, rows)
-
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with build_crashes_writing_shard(3):
         build_dataset(recipe, progress=False)
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     position = manifest["splits"]["train"]["shards"][-1]["position"]["sample"]["items"]
     covered = [line.split("\t")[0] for line in lines[:5] + ["broken"] + lines[5:]][:position]

@@ -16,20 +16,10 @@ from data_prep.build import build_dataset, main
 from data_prep.dataset import list_splits, load_split
 from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, RecipeError, parse_recipe
 from data_prep.rejects import TooManyRejects
+from tests.build_support import sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "crohme2014_test"
-
-
-def source(root: Path, **extra) -> dict:
-    return {
-        "name": "sample",
-        "reader": "crohme",
-        "root": str(root),
-        "split": "2014",
-        "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
-        **extra,
-    }
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -53,7 +43,7 @@ def test_output_dir_overlapping_a_source_is_refused_with_nothing_written(sample_
         where
     ]
     before = snapshot(sample_copy.parent)
-    recipe = {"output_dir": str(out), "train": [source(sample_copy)]}
+    recipe = {"output_dir": str(out), "train": [sample_source(sample_copy)]}
     with pytest.raises(RecipeError, match="must be a folder of its own"):
         build_dataset(parse_recipe(recipe), progress=False)
     path = sample_copy.parent.parent / "r.yaml"
@@ -79,7 +69,7 @@ def test_datazip_split_folder_as_output_is_refused(tmp_path):
 
 def test_rebuild_deletes_only_the_builds_own_files(tmp_path):
     out = tmp_path / "out"
-    recipe = {"output_dir": str(out), "train": [source(SAMPLE, max_records=6)]}
+    recipe = {"output_dir": str(out), "train": [sample_source(SAMPLE, max_records=6)]}
     build_dataset(parse_recipe(recipe), progress=False)
     keep = [out / "train" / "my_notes.txt", out / "train" / "mine.parquet", out / "notes.md"]
     for path in keep:
@@ -93,7 +83,9 @@ def test_file_modes_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
         out = build_dataset(
-            parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source(SAMPLE, max_records=4)]}),
+            parse_recipe(
+                {"output_dir": str(tmp_path / "o"), "train": [sample_source(SAMPLE, max_records=4)]}
+            ),
             progress=False,
         )
     finally:
@@ -112,7 +104,7 @@ def test_zero_row_split_is_an_error_whatever_the_threshold_and_a_rerun_recovers(
     good = (sample_copy / "caption_comer.txt").read_text()
     _break_every_caption(sample_copy)
     recipe = parse_recipe(
-        {"output_dir": str(tmp_path / "o"), "max_reject_fraction": 1.0, "train": [source(sample_copy)]}
+        {"output_dir": str(tmp_path / "o"), "max_reject_fraction": 1.0, "train": [sample_source(sample_copy)]}
     )
     with pytest.raises(
         TooManyRejects, match=r"split 'train' has no rows: all 48 items were rejected \(no_tab: 48\)"
@@ -133,7 +125,7 @@ def test_an_empty_source_is_an_error_naming_it(tmp_path):
     root = tmp_path / "empty"
     (root / "off_image_test").mkdir(parents=True)
     (root / "caption_comer.txt").write_text("")
-    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source(root)]})
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [sample_source(root)]})
     with pytest.raises(TooManyRejects, match="the reader found nothing to read in sample"):
         build_dataset(recipe, progress=False)
 
@@ -143,7 +135,7 @@ def test_default_reject_limit_is_finite_and_a_failed_split_says_what_to_do(sampl
     captions = sample_copy / "caption_comer.txt"
     lines = [line for line in captions.read_text().split("\n") if line.strip()]
     captions.write_text("\n".join(lines[:40] + [line.replace("\t", " ") for line in lines[40:]]) + "\n")
-    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [source(sample_copy)]})
+    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "train": [sample_source(sample_copy)]})
     assert recipe.max_reject_fraction == 0.05
     with pytest.raises(TooManyRejects) as error:
         build_dataset(recipe, progress=False)
@@ -157,7 +149,7 @@ def test_holdout_rejects_are_counted_once(sample_copy, tmp_path):
     captions.write_text(captions.read_text().rstrip("\n") + "\nghost\tx\n")  # one missing image: 1 of 49
     spec = {
         "output_dir": str(tmp_path / "o"),
-        "train": [source(sample_copy, holdout={"name": "held", "fraction": 0.25})],
+        "train": [sample_source(sample_copy, holdout={"name": "held", "fraction": 0.25})],
     }
     build_dataset(parse_recipe(spec), progress=False)
     report = json.loads((tmp_path / "o" / "report.json").read_text())["splits"]
@@ -172,7 +164,7 @@ def test_holdout_rejects_are_counted_once(sample_copy, tmp_path):
 def test_report_is_reproducible(sample_copy, tmp_path):
     """Identical builds give identical report.json (no memory addresses, times or output paths)."""
     (sample_copy / "off_image_test" / "18_em_5_0.bmp").write_bytes(b"BM truncated")  # PIL error text
-    recipe = {"train": [source(sample_copy)], "max_reject_fraction": 0.5}
+    recipe = {"train": [sample_source(sample_copy)], "max_reject_fraction": 0.5}
     first = build_dataset(parse_recipe({"output_dir": str(tmp_path / "a"), **recipe}), progress=False)
     second = build_dataset(parse_recipe({"output_dir": str(tmp_path / "b"), **recipe}), progress=False)
     text = (first / "report.json").read_text()
@@ -188,7 +180,7 @@ def test_report_is_reproducible(sample_copy, tmp_path):
     ],
 )
 def test_a_bad_reader_option_is_a_one_line_error(tmp_path, options, message, caplog):
-    spec = source(SAMPLE)
+    spec = sample_source(SAMPLE)
     spec["options"] = {**spec["options"], **options}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"), "train": [spec]}))

@@ -20,6 +20,7 @@ from data_prep.contamination import (
 )
 from data_prep.dataset import load_split
 from data_prep.recipe import parse_recipe
+from tests.build_support import sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "crohme2014_test"
@@ -79,15 +80,7 @@ def _recipe(tmp_path: Path, test_root: Path, **contamination) -> dict:
     return {
         "output_dir": str(tmp_path / "out"),
         "contamination": contamination,
-        "train": [
-            {
-                "name": "sample",
-                "reader": "crohme",
-                "root": str(SAMPLE),
-                "split": "2014",
-                "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
-            }
-        ],
+        "train": [sample_source()],
         "test_sets": [{"name": "fake", "reader": "crohme", "root": str(test_root), "split": "test"}],
     }
 

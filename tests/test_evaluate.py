@@ -23,18 +23,9 @@ SET = "crohme2014_sample"
 
 
 @pytest.fixture(scope="module")
-def built_data(tmp_path_factory) -> Path:
-    """The bundled CROHME sample built by the real data build (its held-out test split)."""
-    from data_prep.build import build_dataset
-
-    out = tmp_path_factory.mktemp("data") / "crohme_sample"
-    previous = os.getcwd()
-    os.chdir(REPO)  # the recipe's paths are relative to the repository root (contextlib.chdir is 3.11+)
-    try:
-        build_dataset(REPO / "recipes/data/crohme_sample.yaml", out, progress=False)
-    finally:
-        os.chdir(previous)
-    return out
+def built_data(crohme_sample_data) -> Path:
+    """The bundled CROHME sample built by the real data build (conftest; its held-out test split)."""
+    return crohme_sample_data
 
 
 def _key(image: Image.Image) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -38,21 +37,6 @@ SAMPLES = 2
 KINDS = ["greedy", "sample-1", "sample-2"]
 
 
-@pytest.fixture(scope="module")
-def built_data(tmp_path_factory) -> Path:
-    """The bundled CROHME sample built by the real data build."""
-    from data_prep.build import build_dataset
-
-    out = tmp_path_factory.mktemp("data") / "crohme_sample"
-    previous = os.getcwd()
-    os.chdir(REPO)  # the recipe's paths are relative to the repository root
-    try:
-        build_dataset(REPO / "recipes/data/crohme_sample.yaml", out, progress=False)
-    finally:
-        os.chdir(previous)
-    return out
-
-
 def mining_args(data_dir: Path, out: Path, model_dir: Path, **kw) -> MiningArgs:
     return MiningArgs(
         data_dir=str(data_dir),
@@ -69,9 +53,9 @@ def mining_args(data_dir: Path, out: Path, model_dir: Path, **kw) -> MiningArgs:
 
 
 @pytest.fixture(scope="module")
-def mined(built_data, tiny_model_dir, tmp_path_factory):
+def mined(crohme_sample_data, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("mining") / "out"
-    args = mining_args(built_data, out, tiny_model_dir)
+    args = mining_args(crohme_sample_data, out, tiny_model_dir)
     report = mine(args)
     return out, args, report
 
@@ -97,9 +81,9 @@ def test_assign_folds_is_balanced_deterministic_and_seeded():
     assert base_id("18_em_3#tree_cot", "tree_cot") == "18_em_3"
 
 
-def test_folds_partition_the_training_records(mined, built_data):
+def test_folds_partition_the_training_records(mined, crohme_sample_data):
     out, args, report = mined
-    all_ids = main_ids(built_data)
+    all_ids = main_ids(crohme_sample_data)
     assignment = json.loads((out / FOLDS_FILE).read_text())["assignment"]
     assert sorted(assignment) == sorted(all_ids)
     held = {k: {i for i, f in assignment.items() if f == k} for k in range(FOLDS)}
@@ -222,11 +206,13 @@ class TruthBackend(Backend):
         return [[self.truths[_key(im)] + " x"] * n for im in images]
 
 
-def test_correct_predictions_are_not_mined_and_repeats_merge(mined, built_data, tmp_path, monkeypatch):
+def test_correct_predictions_are_not_mined_and_repeats_merge(
+    mined, crohme_sample_data, tmp_path, monkeypatch
+):
     out, args, _ = mined
     truths = {
         _key(row["image"]): extract_latex(row["answer"])
-        for row in load_split(built_data, "train")
+        for row in load_split(crohme_sample_data, "train")
         if row["task"] == TASK_MAIN
     }
     copy = tmp_path / "out"
@@ -236,7 +222,7 @@ def test_correct_predictions_are_not_mined_and_repeats_merge(mined, built_data, 
         (fold_dir(copy, k) / PREDICTIONS_FILE).unlink()
     monkeypatch.setattr("train.sft.main", _refuse)
     monkeypatch.setattr("eval.mine_errors.get_backend", lambda *a, **kw: TruthBackend(truths))
-    report = mine(mining_args(built_data, copy, Path(args.train_overrides[1])))
+    report = mine(mining_args(crohme_sample_data, copy, Path(args.train_overrides[1])))
     rows = [json.loads(line) for line in (copy / MINED_FILE).read_text().splitlines()]
     assert len(rows) == len(truths)  # one merged row per image: the greedy right answer is left out
     assert all(r["pred"] == r["gt"] + " x" and r["kinds"] == ["sample-1", "sample-2"] for r in rows)

@@ -19,6 +19,7 @@ from data_prep.readers import get_reader
 from data_prep.readers.sharegpt import PAPER_CORRECTION_PROMPT, PAPER_DETECTION_PROMPT, VANILLA_PROMPT
 from data_prep.recipe import parse_recipe
 from data_prep.rejects import Rejects
+from tests.build_support import build_crashes_writing_shard, sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "crohme2014_test"
@@ -247,19 +248,16 @@ def test_build_export_read_back_recognises_every_task(tmp_path):
             "output_dir": str(tmp_path / "out"),
             "sharegpt": True,
             "train": [
-                {
-                    "reader": "crohme",
-                    "root": str(SAMPLE),
-                    "split": "2014",
-                    "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
-                    "max_records": 8,
-                    "tasks": {
+                sample_source(
+                    name="crohme",
+                    max_records=8,
+                    tasks={
                         "tree_cot": 1.0,
                         "counting": 1.0,
                         "error_detection": {"synthetic": 1},
                         "error_correction": {"synthetic": 1},
                     },
-                }
+                )
             ],
         }
     )
@@ -354,9 +352,7 @@ def test_recognition_follows_the_contracts_wording(monkeypatch):
     assert recognise_task(custom.format(prediction="a"))[0] == "other"
 
 
-def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, tmp_path, monkeypatch):
-    from data_prep import build as build_module
-
+def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, tmp_path):
     recipe = parse_recipe(
         {
             "output_dir": str(tmp_path / "o"),
@@ -374,19 +370,8 @@ def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, t
         }
     )
     clean = load_split(build_dataset(recipe, tmp_path / "clean", progress=False), "train")
-    real_write = build_module.DatasetBuilder._write_shard
-    written = []
-
-    def crash_on_fourth(self, path, rows):
-        if len(written) == 3:
-            raise KeyboardInterrupt("simulated crash")
-        written.append(path)
-        real_write(self, path, rows)
-
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", crash_on_fourth)
-    with pytest.raises(KeyboardInterrupt):
+    with build_crashes_writing_shard(4):
         build_dataset(recipe, progress=False)
-    monkeypatch.setattr(build_module.DatasetBuilder, "_write_shard", real_write)
     resumed = load_split(build_dataset(recipe, progress=False), "train")
     assert resumed["id"] == clean["id"] and resumed["answer"] == clean["answer"] and len(clean) == 96
 

@@ -11,6 +11,7 @@ from data_prep.build import build_dataset
 from data_prep.contract import MAIN_PROMPT
 from data_prep.dataset import load_split
 from data_prep.recipe import parse_recipe
+from tests.build_support import sample_source
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "crohme2014_test"
@@ -22,15 +23,12 @@ def test_sharegpt_export_shape(tmp_path):
             "output_dir": str(tmp_path / "out"),
             "sharegpt": True,
             "train": [
-                {
-                    "reader": "crohme",
-                    "root": str(SAMPLE),
-                    "split": "2014",
-                    "options": {"caption_file": "caption_comer.txt", "images_dir": "off_image_test"},
-                    "max_records": 6,
-                    "tasks": {"counting": 1.0},
-                    "holdout": {"name": "held", "fraction": 0.5},
-                }
+                sample_source(
+                    name="crohme",
+                    max_records=6,
+                    tasks={"counting": 1.0},
+                    holdout={"name": "held", "fraction": 0.5},
+                )
             ],
         }
     )

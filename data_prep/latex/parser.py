@@ -22,6 +22,7 @@ from data_prep.latex.vocabulary import (
     TEXT_ACCENTS,
     UNWRAPPED_COMMANDS,
 )
+from data_prep.rejects import ReasonError
 
 _LEXEME = re.compile(r"\\(?:begin|end)\s*\{\s*[A-Za-z]+\*?\s*\}|\\[A-Za-z]+|\\.|%[^\n]*|\s+|.", re.S)
 _ENV_LEXEME = re.compile(r"\\(begin|end)\s*\{\s*([A-Za-z]+\*?)\s*\}")
@@ -33,13 +34,8 @@ _STARRED = frozenset({"\\operatorname", "\\hspace", "\\vspace", "\\tag"})
 # --------------------------------------------------------------------------- #
 
 
-class LatexError(ValueError):
+class LatexError(ReasonError):
     """LaTeX that cannot be tokenised. ``reason`` is a short fixed slug for counting."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclass(slots=True)

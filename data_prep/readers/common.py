@@ -319,6 +319,16 @@ class RecordMaker:
         return main_record(image_id, self.source, self.split, image, latex, **{**where, **meta})
 
 
+def folder_record_maker(
+    source: str, split: str, rejects: Rejects, label_file: Path, images: Path, **options: Any
+) -> tuple[RecordMaker, dict[str, Path]]:
+    """The :class:`RecordMaker` of ``label_file`` whose images lie in the folder ``images`` (every
+    image read confined to it), and that folder's :func:`index_images`; ``options`` are the
+    maker's other fields (``invert``, ``cursor``, ``tokenize_labels``...)."""
+    index = index_images(images)
+    return RecordMaker(source, split, rejects, label_file, DatasetRoot(images), **options), index
+
+
 def tokenize(raw: str) -> str:
     """Space-separated LaTeX tokens of a raw formula (``data_prep.latex.tokenize_latex``).
 

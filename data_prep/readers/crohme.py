@@ -22,14 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.contract import Record
-from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     ReadCursor,
-    RecordMaker,
     check_invert,
     find_path,
     first_existing,
-    index_images,
+    folder_record_maker,
     iter_tab_labels,
     start_reading,
 )
@@ -122,15 +120,8 @@ def read(
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
     captions, images, edition = locate(root, split, edition, caption_file, images_dir)
-    index = index_images(images)
-    maker = RecordMaker(
-        SOURCE,
-        split,
-        rejects,
-        captions,
-        DatasetRoot(images),
-        invert=check_invert(invert, SOURCE),
-        cursor=cursor,
+    maker, index = folder_record_maker(
+        SOURCE, split, rejects, captions, images, invert=check_invert(invert, SOURCE), cursor=cursor
     )
     for line, name, label in iter_tab_labels(captions, SOURCE, rejects):
         # WAP names its bitmaps NAME_0.bmp, CoMER NAME.bmp.

@@ -16,7 +16,7 @@ from typing import Any
 from data_prep.contract import Record
 from data_prep.inkml_render import RenderOptions
 from data_prep.readers.common import ReadCursor, iter_tab_labels, option_path, require_file, start_reading
-from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
+from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records, render_options
 from data_prep.rejects import Rejects
 
 SOURCE = "crohme_inkml"
@@ -56,7 +56,7 @@ def read(
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
     folder, files = inkml_files(root, split, inkml_dir)
-    options = render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
+    options = render_options(render)
     captions = None
     if caption_file is not None:
         captions = _captions(require_file(option_path(root, caption_file), "caption file"), rejects)

@@ -12,14 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.contract import Record
-from data_prep.images import DatasetRoot
 from data_prep.latex import has_cjk
 from data_prep.readers.common import (
     ReadCursor,
-    RecordMaker,
     check_invert,
     find_path,
-    index_images,
+    folder_record_maker,
     iter_tab_labels,
     start_reading,
 )
@@ -84,8 +82,7 @@ def read(
     cursor, rejects = start_reading(cursor, rejects)
     invert = check_invert(invert, SOURCE)
     labels, images = locate(root, split, labels_file, images_dir)
-    index = index_images(images)
-    maker = RecordMaker(SOURCE, split, rejects, labels, DatasetRoot(images), invert=invert, cursor=cursor)
+    maker, index = folder_record_maker(SOURCE, split, rejects, labels, images, invert=invert, cursor=cursor)
     for line, name, label in iter_tab_labels(labels, SOURCE, rejects):
         cjk = has_cjk(label)
         if cjk and drop_cjk:

@@ -12,6 +12,7 @@ import math
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import defusedxml
 import defusedxml.ElementTree as SafeElementTree
@@ -20,17 +21,12 @@ from tqdm import tqdm
 from data_prep.contract import Record, dark_ink_on_light, main_record
 from data_prep.images import DatasetRoot, ImageError
 from data_prep.inkml_render import RenderOptions, render_traces
-from data_prep.readers.common import ReadCursor, label_latex
-from data_prep.rejects import Rejects
+from data_prep.readers.common import ReadCursor, label_latex, option_path
+from data_prep.rejects import ReasonError, Rejects
 
 
-class InkmlError(ValueError):
+class InkmlError(ReasonError):
     """An InkML file that cannot be used; ``reason`` is a short fixed reject reason."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclasses.dataclass
@@ -105,12 +101,18 @@ def inkml_files(root: Path, split: str, inkml_dir: str | Path | None) -> tuple[P
     """``(folder, sorted InkML files under it)``: ``inkml_dir`` if given, else ``root/split`` when
     it exists, else ``root``."""
     if inkml_dir is not None:
-        folder = Path(inkml_dir) if Path(inkml_dir).is_absolute() else root / inkml_dir
+        folder = option_path(root, inkml_dir)
     else:
         folder = root / split if (root / split).is_dir() else root
     if not folder.is_dir():
         raise FileNotFoundError(f"InkML folder not found: {folder}")
     return folder, sorted(folder.rglob("*.inkml"))
+
+
+def render_options(render: RenderOptions | dict[str, Any] | None) -> RenderOptions:
+    """The ``render`` reader option as :class:`~data_prep.inkml_render.RenderOptions` (a dict
+    gives its fields; ``None`` the defaults)."""
+    return render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
 
 
 def strip_math_delimiters(raw: str) -> str:
@@ -140,60 +142,46 @@ def iter_inkml_records(
     """
     cursor = cursor if cursor is not None else ReadCursor()
     root = DatasetRoot(folder)
+
+    def record_of(path: Path) -> Record | None:
+        """The record of one InkML file, or ``None`` after a counted reject."""
+        try:
+            root.resolve(path)
+            document = parse_inkml(path)
+        except (ImageError, InkmlError) as err:
+            rejects.add(source, err.reason, path, None, err.detail)
+            return None
+        raw, meta = pick_label(path, document)
+        if raw is None:
+            rejects.add(source, "no_truth", path, None, "no ground-truth annotation")
+            return None
+        raw = strip_math_delimiters(raw)
+        if not raw:
+            rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
+            return None
+        latex = label_latex(raw, tokenize_label, source, rejects, path, None, path.stem)
+        if latex is None:
+            return None
+        try:
+            image = render_traces(document.traces, render_options)
+        except ValueError as err:
+            rejects.add(source, "render_error", path, None, str(err))
+            return None
+        # Rendered black on white by construction: the shared rule leaves it as it is.
+        image, inverted = dark_ink_on_light(image, "auto")
+        return main_record(
+            path.stem,
+            source,
+            split,
+            image,
+            latex,
+            inkml_file=str(path.relative_to(folder)),
+            inverted=inverted,
+            **meta,
+        )
+
     for path in tqdm(files, desc=f"{source} {split}", unit="file", disable=len(files) < 1000):
-        record = None
-        if not cursor.skipping:
-            record = _inkml_record(
-                path, folder, root, source, split, rejects, pick_label, tokenize_label, render_options
-            )
+        record = None if cursor.skipping else record_of(path)
         cursor.passed += 1  # after this file's rejections, before its record is yielded
         if record is not None:
             yield record
-
-
-def _inkml_record(
-    path: Path,
-    folder: Path,
-    root: DatasetRoot,
-    source: str,
-    split: str,
-    rejects: Rejects,
-    pick_label: Callable[[Path, InkmlDocument], tuple[str | None, dict]],
-    tokenize_label: bool,
-    render_options: RenderOptions,
-) -> Record | None:
-    """The record of one InkML file, or ``None`` after a counted reject."""
-    try:
-        root.resolve(path)
-        document = parse_inkml(path)
-    except (ImageError, InkmlError) as err:
-        rejects.add(source, err.reason, path, None, err.detail)
-        return None
-    raw, meta = pick_label(path, document)
-    if raw is None:
-        rejects.add(source, "no_truth", path, None, "no ground-truth annotation")
-        return None
-    raw = strip_math_delimiters(raw)
-    if not raw:
-        rejects.add(source, "empty_label", path, None, "the ground-truth annotation is empty")
-        return None
-    latex = label_latex(raw, tokenize_label, source, rejects, path, None, path.stem)
-    if latex is None:
-        return None
-    try:
-        image = render_traces(document.traces, render_options)
-    except ValueError as err:
-        rejects.add(source, "render_error", path, None, str(err))
-        return None
-    # Rendered black on white by construction: the shared rule leaves it as it is.
-    image, inverted = dark_ink_on_light(image, "auto")
-    return main_record(
-        path.stem,
-        source,
-        split,
-        image,
-        latex,
-        inkml_file=str(path.relative_to(folder)),
-        inverted=inverted,
-        **meta,
-    )

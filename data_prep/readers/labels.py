@@ -29,14 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.contract import Record
-from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     IMAGE_SUFFIXES,
     ReadCursor,
-    RecordMaker,
     check_invert,
     find_path,
-    index_images,
+    folder_record_maker,
     start_reading,
     tokenize,
 )
@@ -166,9 +164,9 @@ def read(
     cursor, rejects = start_reading(cursor, rejects)
     invert = check_invert(invert, SOURCE)
     labels_path, images_path = _locate(root, split, labels, images)
-    folder = DatasetRoot(images_path)
-    flat = index_images(images_path)
-    maker = RecordMaker(SOURCE, split, rejects, labels_path, folder, invert=invert, cursor=cursor)
+    maker, flat = folder_record_maker(
+        SOURCE, split, rejects, labels_path, images_path, invert=invert, cursor=cursor
+    )
     for line, name, label in _rows(labels_path, rejects):
         if not name:
             maker.reject("empty_label", line, "no image name")

@@ -21,13 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.contract import Record
-from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     ReadCursor,
-    RecordMaker,
     check_invert,
     find_path,
-    index_images,
+    folder_record_maker,
     iter_text_lines,
     start_reading,
 )
@@ -101,16 +99,8 @@ def read(
         "m2e images folder",
         folder=True,
     )
-    index = index_images(images)
-    maker = RecordMaker(
-        SOURCE,
-        split,
-        rejects,
-        labels,
-        DatasetRoot(images),
-        tokenize_labels=tokenize_labels,
-        invert=invert,
-        cursor=cursor,
+    maker, index = folder_record_maker(
+        SOURCE, split, rejects, labels, images, tokenize_labels=tokenize_labels, invert=invert, cursor=cursor
     )
     for line, text in iter_text_lines(labels, SOURCE, rejects):
         try:

@@ -15,7 +15,7 @@ from typing import Any
 from data_prep.contract import Record
 from data_prep.inkml_render import RenderOptions
 from data_prep.readers.common import ReadCursor, start_reading
-from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records
+from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records, render_options
 from data_prep.rejects import Rejects
 
 SOURCE = "mathwriting"
@@ -53,7 +53,7 @@ def read(
     root = Path(root).absolute()
     cursor, rejects = start_reading(cursor, rejects)
     folder, files = inkml_files(root, split, inkml_dir)
-    options = render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
+    options = render_options(render)
     order = (label_type, *(t for t in LABEL_TYPES if t != label_type))
 
     def pick_label(path: Path, document: InkmlDocument) -> tuple[str | None, dict]:

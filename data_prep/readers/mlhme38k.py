@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_prep.contract import Record
-from data_prep.images import DatasetRoot
 from data_prep.readers.common import (
     ReadCursor,
-    RecordMaker,
     check_invert,
     find_path,
-    index_images,
+    folder_record_maker,
     iter_text_lines,
     start_reading,
 )
@@ -98,16 +96,8 @@ def read(
     images = find_path(
         root, images_dir, [base / f"{split}_images", base / "images"], "mlhme38k images folder", folder=True
     )
-    index = index_images(images)
-    maker = RecordMaker(
-        SOURCE,
-        split,
-        rejects,
-        labels,
-        DatasetRoot(images),
-        tokenize_labels=tokenize_labels,
-        invert=invert,
-        cursor=cursor,
+    maker, index = folder_record_maker(
+        SOURCE, split, rejects, labels, images, tokenize_labels=tokenize_labels, invert=invert, cursor=cursor
     )
     for line, name, label in _labels(labels, rejects):
         if not name or not label:

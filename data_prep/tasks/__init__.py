@@ -18,15 +18,11 @@ import dataclasses
 from collections.abc import Callable
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, Record, prompt_for
+from data_prep.rejects import ReasonError
 
 
-class TaskError(ValueError):
+class TaskError(ReasonError):
     """A record from which an auxiliary task cannot be derived. ``reason`` is a short slug."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 # Imported after TaskError, which the task modules import from this package.
