@@ -93,6 +93,8 @@ def as_image(value: Any) -> Image.Image:
     """A record's image as an ``L`` or ``RGB`` PIL image (readers may also give bytes or a path)."""
     from data_prep.images import decode_image, on_white
 
+    if callable(value):  # a deferred rendering (data_prep.render.engine.RenderJob)
+        value = value()
     if isinstance(value, (str, Path)):
         value = Path(value).read_bytes()
     if isinstance(value, (bytes, bytearray)):
@@ -252,7 +254,9 @@ class RecordProcessor:
         try:
             image = as_image(record.image)
         except (OSError, ValueError) as err:
-            return Reject(record.source, "unreadable_image", file, line, f"{record.id}: {err}")
+            # A rendering that failed says why (render_blank, render_clipped, render_unsupported ...).
+            reason = f"render_{err.reason}" if record.meta.get("rendered") else "unreadable_image"
+            return Reject(record.source, reason, file, line, f"{record.id}: {err}")
         rejects = _ListRejects()
         png = encode_png(image)
         record.image = None  # the PIL image is not needed (nor shipped back) from here on
@@ -631,10 +635,12 @@ class DatasetBuilder:
             match = self.index.image_match(prepared.print_)
             if match is not None:
                 matches.append((match, policy.image))
-        if policy.formula != "off":
+        # A rendered formula is the formula itself: it follows its own (stricter) policy.
+        formula_action = policy.rendered_formula if record.meta.get("rendered") else policy.formula
+        if formula_action != "off":
             match = self.index.formula_match(record.latex)
             if match is not None:
-                matches.append((match, policy.formula))
+                matches.append((match, formula_action))
         keep = True
         for match, action in matches:
             reason = "contaminated_formula" if match.kind == "formula" else "contaminated_image"
@@ -647,6 +653,7 @@ class DatasetBuilder:
                     "test_id": match.test_id,
                     "distance": match.distance,
                     "excluded": action == "exclude" and keep,
+                    "rendered": bool(record.meta.get("rendered")),
                 }
             )
             if action == "exclude" and keep:

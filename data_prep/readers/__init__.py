@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import Record
-from data_prep.readers import crohme, crohme_inkml, hme100k, im2latex, m2e, mathwriting, mlhme38k
+from data_prep.readers import crohme, crohme_inkml, hme100k, im2latex, m2e, mathwriting, mlhme38k, synthetic
 from data_prep.rejects import Rejects
 
 Reader = Callable[..., Iterator[Record]]
@@ -28,6 +28,7 @@ READERS: dict[str, Reader] = {
     "mlhme38k": mlhme38k.read,
     "m2e": m2e.read,
     "mathwriting": mathwriting.read,
+    "synthetic": synthetic.read,
 }
 
 
