@@ -48,7 +48,7 @@ def render(latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: t
         image = page
     if style.augment_seed is not None:
         image = augment(image, style.augment_seed)
-    check_ink(image)
+    check_ink(image, (style.ink + style.paper) // 2)
     return image
 
 

@@ -59,10 +59,11 @@ def compose(coverage: np.ndarray, style: RenderStyle) -> Image.Image:
     return canvas
 
 
-def check_ink(image: Image.Image, margin: int = 0) -> None:
-    """Raise ``blank`` (no ink) or ``clipped`` (ink on the outer ``margin``-pixel border)."""
+def check_ink(image: Image.Image, threshold: int = INK_THRESHOLD, margin: int = 0) -> None:
+    """Raise ``blank`` (no ink) or ``clipped`` (ink on the outer ``margin``-pixel border); pixels
+    darker than ``threshold`` are ink (the engine uses the midpoint of the style's ink and paper)."""
     pixels = np.asarray(image.convert("L"))
-    ink = pixels < INK_THRESHOLD
+    ink = pixels < threshold
     if not ink.any():
         raise RenderError("blank", "no ink left in the image")
     edge = max(1, margin)
