@@ -59,7 +59,9 @@ def write_control_split(data_dir: Path, split: str, control_dir: Path, control: 
         raise DemoStageError(f"split {split} has {table.num_rows} row(s); a control needs two or more")
     images = table.column("image")
     rotated = pa.concat_arrays([images.slice(1).combine_chunks(), images.slice(0, 1).combine_chunks()])
-    control_table = table.set_column(table.schema.get_field_index("image"), table.schema.field("image"), rotated)
+    control_table = table.set_column(
+        table.schema.get_field_index("image"), table.schema.field("image"), rotated
+    )
     out = control_dir / control
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -78,31 +80,49 @@ def prove_learning(
     fresh: bool = False,
     train_overrides: list[str] | None = None,
     data_recipe: Path = DATA_RECIPE,
-    model_dir: Path = MODEL_DIR,
-    eval_dir: Path = EVAL_DIR,
+    out_root: Path | None = None,
     learning_json: Path | None = LEARNING_JSON,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run steps 1-5 of the module docstring; returns the learning figures (also written to
-    ``learning_json``)."""
+    ``learning_json``). ``out_root``: put every output under that folder instead (tests)."""
+    reader_model, data_dir, control_dir, model_dir, eval_dir = (
+        READER_MODEL,
+        DATA_DIR,
+        CONTROL_DIR,
+        MODEL_DIR,
+        EVAL_DIR,
+    )
+    if out_root is not None:
+        reader_model, data_dir, control_dir, model_dir, eval_dir = (
+            out_root / "reader-model",
+            out_root / "data",
+            out_root / "control",
+            out_root / "model",
+            out_root / "eval",
+        )
     from data_prep import build
     from eval import evaluate
     from train import sft
     from train.tiny_model import build_tiny_model
 
-    if fresh or not (READER_MODEL / "config.json").is_file():
-        build_tiny_model(READER_MODEL, size="reader")
-    data_dir = DATA_DIR
-    args = ["--config", str(data_recipe)] + (["--fresh"] if fresh else []) + ([] if progress else ["--no-progress"])
+    if fresh or not (reader_model / "config.json").is_file():
+        build_tiny_model(reader_model, size="reader")
+    args = ["--config", str(data_recipe), "--output-dir", str(data_dir)]
+    args += (["--fresh"] if fresh else []) + ([] if progress else ["--no-progress"])
     _check(build.main(args), "rendering the formulas")
     if fresh:
         shutil.rmtree(model_dir, ignore_errors=True)
         shutil.rmtree(eval_dir, ignore_errors=True)
-    train_args = ["--config", str(TRAIN_RECIPE), "--output_dir", str(model_dir), *(train_overrides or [])]
+    train_args = ["--config", str(TRAIN_RECIPE), "--model_name_or_path", str(reader_model)]
+    train_args += ["--dataset_dir", str(data_dir), "--output_dir", str(model_dir), *(train_overrides or [])]
     _check(sft.main(train_args), "fine-tuning on rendered formulas")
-    write_control_split(data_dir, HELDOUT, CONTROL_DIR, CONTROL)
+    write_control_split(data_dir, HELDOUT, control_dir, CONTROL)
     figures: dict[str, Any] = {}
-    for name, folder, out in ((HELDOUT, data_dir, eval_dir / "heldout"), (CONTROL, CONTROL_DIR, eval_dir / "control")):
+    for name, folder, out in (
+        (HELDOUT, data_dir, eval_dir / "heldout"),
+        (CONTROL, control_dir, eval_dir / "control"),
+    ):
         shutil.rmtree(out, ignore_errors=True)  # the control's images change with every build
         eval_args = [
             "--model", str(model_dir), "--data-dir", str(folder), "--sets", name, "--backend", "hf",
