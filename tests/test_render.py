@@ -87,7 +87,9 @@ def test_styles_and_augmentation_are_seeded():
     for key in range(8):
         look = space.sample(5, f"item-{key}")
         plain = RenderStyle(**{**look.to_meta(), "augment_seed": None})
-        changed += not np.array_equal(np.asarray(render("a + b = c", look)), np.asarray(render("a + b = c", plain)))
+        changed += not np.array_equal(
+            np.asarray(render("a + b = c", look)), np.asarray(render("a + b = c", plain))
+        )
     assert changed >= 4  # the augmentation changes the pixels of most renderings
     with pytest.raises(ValueError, match="dark"):
         StyleSpace(ink=(0, 200))

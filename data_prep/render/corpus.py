@@ -59,7 +59,9 @@ def iter_corpus(spec: dict[str, Any], root: Path, source: str, rejects: Rejects)
 
         if "count" not in spec:
             raise CorpusError("a generator corpus needs 'count' (how many formulas)")
-        generator = FormulaGenerator(GeneratorSpec.from_options(spec["generator"] or {}), int(spec.get("seed", 0)))
+        generator = FormulaGenerator(
+            GeneratorSpec.from_options(spec["generator"] or {}), int(spec.get("seed", 0))
+        )
         for index in range(int(spec["count"])):
             yield f"gen{generator.seed}-{index:07d}", generator.formula(index)
         return

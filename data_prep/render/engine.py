@@ -25,7 +25,9 @@ def _renderer(name: str):
     return _RENDERERS[name]
 
 
-def render(latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: tuple[int, int] | None = None) -> Image.Image:
+def render(
+    latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: tuple[int, int] | None = None
+) -> Image.Image:
     """``latex`` (answer format) drawn in ``style``, augmented when the style says so, then checked.
 
     ``canvas`` (width, height): place the drawing left-aligned (``padding`` from the left edge) on a
@@ -41,7 +43,8 @@ def render(latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: t
         width, height = canvas
         if image.width + 2 * style.padding > width or image.height + 2 > height:
             raise RenderError(
-                "clipped", f"{image.width}x{image.height} drawing (+ margin) exceeds the {width}x{height} canvas"
+                "clipped",
+                f"{image.width}x{image.height} drawing (+ margin) exceeds the {width}x{height} canvas",
             )
         page = Image.new("L", (width, height), style.paper)
         page.paste(image, (style.padding, (height - image.height) // 2))

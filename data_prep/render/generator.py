@@ -28,7 +28,9 @@ FUNCTIONS = (r"\sin", r"\cos", r"\tan", r"\log")
 MISC = (r"\infty", "!", ",", ".", r"\prime", r"\ldots", r"\cdots", r"\exists", r"\forall", "|")
 BIG_OPERATORS = (r"\sum", r"\int", r"\lim")
 #: Every terminal symbol the generator knows (the default symbol set).
-CROHME_SYMBOLS = DIGITS + LETTERS + CAPITALS + GREEK + OPERATORS + RELATIONS + FUNCTIONS + MISC + BIG_OPERATORS
+CROHME_SYMBOLS = (
+    DIGITS + LETTERS + CAPITALS + GREEK + OPERATORS + RELATIONS + FUNCTIONS + MISC + BIG_OPERATORS
+)
 #: Paired delimiters, drawn around a sub-formula so brackets always balance.
 DELIMITERS = (("(", ")"), ("[", "]"), (r"\{", r"\}"))
 #: Symbols that may carry a script (a script on an operator or relation is not a formula).
@@ -93,7 +95,9 @@ class GeneratorSpec:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_symbols <= self.max_symbols:
-            raise GeneratorError(f"need 1 <= min_symbols <= max_symbols, got {self.min_symbols}, {self.max_symbols}")
+            raise GeneratorError(
+                f"need 1 <= min_symbols <= max_symbols, got {self.min_symbols}, {self.max_symbols}"
+            )
         for name in ("p_script", "p_frac", "p_sqrt", "p_group"):
             if not 0 <= getattr(self, name) <= 1:
                 raise GeneratorError(f"{name} must be between 0 and 1")

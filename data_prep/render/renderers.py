@@ -67,7 +67,9 @@ def check_ink(image: Image.Image, threshold: int = INK_THRESHOLD, margin: int = 
     if not ink.any():
         raise RenderError("blank", "no ink left in the image")
     edge = max(1, margin)
-    border = np.concatenate([ink[:edge].ravel(), ink[-edge:].ravel(), ink[:, :edge].ravel(), ink[:, -edge:].ravel()])
+    border = np.concatenate(
+        [ink[:edge].ravel(), ink[-edge:].ravel(), ink[:, :edge].ravel(), ink[:, -edge:].ravel()]
+    )
     if border.any():
         raise RenderError("clipped", "ink touches the image border")
 
@@ -137,7 +139,10 @@ class LatexRenderer:
     def available() -> tuple[bool, str]:
         missing = [tool for tool in ("latex", "dvipng") if shutil.which(tool) is None]
         if missing:
-            return False, f"{' and '.join(missing)} not on PATH (Debian: apt-get install texlive-latex-base dvipng)"
+            return (
+                False,
+                f"{' and '.join(missing)} not on PATH (Debian: apt-get install texlive-latex-base dvipng)",
+            )
         return True, "latex + dvipng"
 
     def coverage(self, latex: str, style: RenderStyle) -> np.ndarray:
@@ -153,7 +158,9 @@ class LatexRenderer:
                 cwd=tmp, capture_output=True, timeout=self.timeout_s, check=False,
             )  # fmt: skip
             if run.returncode != 0:
-                lines = [line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith("!")]
+                lines = [
+                    line for line in run.stdout.decode(errors="replace").splitlines() if line.startswith("!")
+                ]
                 raise RenderError("unsupported", f"latex: {(lines or ['error'])[0][:160]}")
             dpi = int(DPI * style.font_size / 12)
             png = Path(tmp) / "f.png"

@@ -60,7 +60,9 @@ class StyleSpace:
         if not self.fontsets:
             raise StyleError("fontsets is empty")
         if self.ink[1] >= 128 or self.paper[0] <= 128:
-            raise StyleError("ink must stay dark (< 128) and paper light (> 128): the contract is dark on light")
+            raise StyleError(
+                "ink must stay dark (< 128) and paper light (> 128): the contract is dark on light"
+            )
         if self.font_size[0] <= 0 or self.padding[0] < 0:
             raise StyleError("font_size must be positive and padding non-negative")
         if not 0 <= self.augment <= 1:
