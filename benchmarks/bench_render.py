@@ -70,7 +70,7 @@ def build_rate(corpus: dict, root: Path, options: dict, num_proc: int) -> tuple[
         report = json.loads((Path(out) / "report.json").read_text())
     split = report["splits"]["train"]
     rows = split["rows"]
-    reasons = json.dumps(split["rejected_input"]["by_source_and_reason"])
+    reasons = {r["reason"]: r["count"] for r in split["rejected_input"]["by_source_and_reason"]}
     return rows, rows / seconds, reasons
 
 

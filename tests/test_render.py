@@ -65,6 +65,7 @@ def test_render_is_dark_on_light_and_fails_with_reasons():
     image = render(r"\frac { a } { b } + x ^ { 2 }", STYLE)
     pixels = np.asarray(image)
     assert image.mode == "L" and pixels.min() < 60 and np.median(pixels) > 200
+    assert render(r"\int \limits _ { 0 } ^ { 1 } x", STYLE).size  # CROHME's \limits is drawable
     with pytest.raises(RenderError) as err:
         render(r"\begin {array} { l } x \end {array}", STYLE)
     assert err.value.reason == "unsupported"

@@ -117,8 +117,10 @@ class MathtextRenderer:
         if style.fontset not in self.fontsets:
             raise RenderError("unsupported", f"mathtext has no font set {style.fontset!r}")
         prop = FontProperties(size=style.font_size, math_fontfamily=style.fontset)
+        # mathtext has no \limits: limits stay where it puts them (the answer keeps the token).
+        drawable = " ".join(t for t in latex.split() if t not in (r"\limits", r"\nolimits"))
         try:
-            parsed = self._parser().parse(f"${compact(latex)}$", dpi=DPI, prop=prop)
+            parsed = self._parser().parse(f"${compact(drawable)}$", dpi=DPI, prop=prop)
         except (ValueError, RuntimeError, KeyError, IndexError) as err:
             message = " ".join(str(err).split())
             raise RenderError("unsupported", f"mathtext cannot draw it: {message[:160]}") from None
