@@ -136,7 +136,7 @@ def _synthetic(split, seed, count, symbols, **extra):
     }  # fmt: skip
 
 
-def test_synthetic_source_holds_back_test_formulas_and_resumes(tmp_path):
+def test_synthetic_source_holds_back_test_formulas_and_is_seeded(tmp_path):
     symbols = ["1", "2", "+"]
     recipe = parse_recipe(
         {
@@ -157,6 +157,10 @@ def test_synthetic_source_holds_back_test_formulas_and_resumes(tmp_path):
     assert "held back from training" in (out / "report.md").read_text()
     meta = json.loads(train[0]["meta"])
     assert meta["rendered"] and meta["renderer"] == "mathtext" and meta["style"]["fontset"] == "cm"
+    from_dataset = list(
+        iter_corpus({"dataset": str(out), "split": "heldout"}, tmp_path, "s", Rejects(log=False))
+    )
+    assert sorted(latex for _, latex in from_dataset) == sorted(test["answer"])  # a built set's answers
     first = np.asarray(train[0]["image"])
     again = build_dataset(recipe, progress=False, fresh=True)
     assert np.array_equal(np.asarray(load_split(again, "train")[0]["image"]), first)  # seeded
