@@ -6,7 +6,8 @@ Measures, on the shared real-data slice (``../shared/data`` or ``$HMER_SHARED_DA
   (986, extracted from the tarball to a temporary folder) and of the HME100K sample, in records/s;
 * the ceiling: decoding each of the same image files and encoding it to PNG, nothing else;
 * the time to derive Tree-CoT and counting records for the 8,835 CROHME training captions;
-* the tokeniser's rate on already tokenised captions (passed through) and on raw im2latex formulas.
+* the tokeniser's rate on already tokenised captions (passed through) and on raw im2latex formulas;
+* rendering throughput of the ``synthetic`` source against a bare render loop (``bench_render``).
 
 Targets: the build at least half the ceiling, a CROHME-sized set (8,835 records) under 30 s on
 2 cores, the auxiliary tasks under 10 s. Prints figures; asserts nothing.
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"tokenize_latex: {tokenised:,.0f} tokenised captions/s (passed through), {raw:,.0f} raw im2latex formulas/s"
     )
+    from benchmarks.bench_render import run as bench_render
+
+    bench_render(SHARED, 2000, args.num_proc)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ def as_image(value: Any) -> Image.Image:
     """A record's image as an ``L`` or ``RGB`` PIL image (readers may also give bytes or a path)."""
     from data_prep.images import decode_image, on_white
 
+    if callable(value):  # a deferred rendering (data_prep.render.engine.RenderJob)
+        value = value()
     if isinstance(value, (str, Path)):
         value = Path(value).read_bytes()
     if isinstance(value, (bytes, bytearray)):
@@ -209,7 +211,13 @@ class RecordProcessor:
         try:
             image = as_image(record.image)
         except (OSError, ValueError) as err:
-            return Reject(record.source, "unreadable_image", file, line, f"{record.id}: {err}")
+            # A rendering that failed says why (render_blank, render_clipped, render_unsupported ...).
+            reason = (
+                f"render_{err.reason}"
+                if record.meta.get("rendered") and getattr(err, "reason", None)
+                else "unreadable_image"
+            )
+            return Reject(record.source, reason, file, line, f"{record.id}: {err}")
         if "inverted" not in record.meta:  # a reader that did not settle the ink polarity itself
             image, record.meta["inverted"] = dark_ink_on_light(image, "auto")
         rejects = ListRejects()

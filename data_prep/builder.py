@@ -398,10 +398,12 @@ class DatasetBuilder:
             match = self.index.image_match(prepared.print_)
             if match is not None:
                 matches.append((match, policy.image))
-        if policy.formula != "off":
+        # A rendered formula is the formula itself: it follows its own (stricter) policy.
+        formula_action = policy.rendered_formula if record.meta.get("rendered") else policy.formula
+        if formula_action != "off":
             match = self.index.formula_match(record.latex)
             if match is not None:
-                matches.append((match, policy.formula))
+                matches.append((match, formula_action))
         keep = True
         for match, action in matches:
             reason = "contaminated_formula" if match.kind == "formula" else "contaminated_image"
@@ -414,6 +416,7 @@ class DatasetBuilder:
                     "test_id": match.test_id,
                     "distance": match.distance,
                     "excluded": action == "exclude" and keep,
+                    "rendered": bool(record.meta.get("rendered")),
                 }
             )
             if action == "exclude" and keep:

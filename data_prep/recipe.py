@@ -115,6 +115,8 @@ class ContaminationSpec:
     image: str = "exclude"
     formula: str = "report"
     perceptual_max_distance: int = 12
+    #: Renderings (``synthetic`` sources) of a test-set formula: held back unless the recipe says.
+    rendered_formula: str = "exclude"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,11 +375,11 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
 
     contamination = _check_keys(
         top.get("contamination") or {},
-        {"image", "formula", "perceptual_max_distance"},
+        {"image", "formula", "perceptual_max_distance", "rendered_formula"},
         set(),
         f"{where}: contamination",
     )
-    for key in ("image", "formula"):
+    for key in ("image", "formula", "rendered_formula"):
         if contamination.get(key, "exclude") not in CONTAMINATION_ACTIONS:
             raise _fail(
                 f"{where}: contamination.{key}", f"expected one of {', '.join(CONTAMINATION_ACTIONS)}"
@@ -402,6 +404,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
                 contamination.get("perceptual_max_distance", 12),
                 f"{where}: contamination.perceptual_max_distance",
             ),
+            rendered_formula=contamination.get("rendered_formula", "exclude"),
         ),
         sharegpt=sharegpt,
         num_proc=_int(top.get("num_proc", 1), f"{where}: num_proc", 1),

@@ -109,9 +109,12 @@ def build_report(
                 "image": recipe.contamination.image,
                 "formula": recipe.contamination.formula,
                 "perceptual_max_distance": recipe.contamination.perceptual_max_distance,
+                "rendered_formula": recipe.contamination.rendered_formula,
             },
             "findings": len(findings),
             "excluded": sum(1 for f in findings if f["excluded"]),
+            # Renderings of a test-set formula kept out of training (synthetic sources).
+            "rendered_held_back": sum(1 for f in findings if f["excluded"] and f.get("rendered")),
             "by_train_source_and_test_set": {k: dict(v) for k, v in by_pair.items()},
             "first_findings": findings[:MAX_LISTED_FINDINGS],
         },
@@ -191,6 +194,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"Findings: {c['findings']:,}; training records excluded: {c['excluded']:,}.",
         "",
     ]
+    if c.get("rendered_held_back"):
+        lines += [
+            f"Renderings of test-set formulas held back from training: {c['rendered_held_back']:,} "
+            f"(policy rendered_formula -> {c['policy']['rendered_formula']}).",
+            "",
+        ]
     for pair, kinds in c["by_train_source_and_test_set"].items():
         lines.append(f"- {pair}: " + ", ".join(f"{k} {n:,}" for k, n in kinds.items()))
     lines += [

@@ -24,6 +24,7 @@ from data_prep.readers import (
     mathwriting,
     mlhme38k,
     sharegpt,
+    synthetic,
 )
 from data_prep.rejects import Rejects
 
@@ -40,6 +41,7 @@ READERS: dict[str, Reader] = {
     "mathwriting": mathwriting.read,
     "sharegpt": sharegpt.read,
     "labels": labels.read,
+    "synthetic": synthetic.read,
 }
 
 

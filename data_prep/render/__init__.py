@@ -1,0 +1,9 @@
+"""The rendering engine: LaTeX formulas from a corpus (captions, im2latex lists, text files, built
+datasets, the formula generator) drawn into checked images of dark ink on a light page.
+
+Modules: :mod:`~data_prep.render.generator` (random well-formed formulas over the CROHME symbols),
+:mod:`~data_prep.render.corpus` (where formulas come from), :mod:`~data_prep.render.style` (seeded
+looks), :mod:`~data_prep.render.renderers` (mathtext, real LaTeX), :mod:`~data_prep.render.augment`
+(albumentations), :mod:`~data_prep.render.engine` (one checked rendering). The ``synthetic`` source
+(:mod:`data_prep.readers.synthetic`) puts them into a data recipe.
+"""

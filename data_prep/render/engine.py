@@ -1,0 +1,68 @@
+"""One rendering: formula + renderer + style -> a checked image, or a :class:`RenderError`.
+
+:class:`RenderJob` is what the ``synthetic`` reader puts in a record's ``image``: a small picklable
+description that the build's worker processes turn into pixels (``data_prep.build.as_image`` calls
+it), so rendering runs in parallel with ``--num-proc`` like image decoding does for the other
+sources, and a resumed build never renders what its finished shards hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from PIL import Image
+
+from data_prep.render.augment import augment
+from data_prep.render.renderers import RenderError, check_ink, get_renderer
+from data_prep.render.style import RenderStyle
+
+_RENDERERS: dict[str, object] = {}
+
+
+def _renderer(name: str):
+    if name not in _RENDERERS:
+        _RENDERERS[name] = get_renderer(name)
+    return _RENDERERS[name]
+
+
+def render(
+    latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: tuple[int, int] | None = None
+) -> Image.Image:
+    """``latex`` (answer format) drawn in ``style``, augmented when the style says so, then checked.
+
+    ``canvas`` (width, height): place the drawing left-aligned (``padding`` from the left edge) on a
+    page of that fixed size (so every image has the same token grid); one that does not fit is
+    ``clipped``. Raises :class:`RenderError` (reasons
+    ``unsupported``, ``blank``, ``clipped``, ``failed``, ``unavailable``).
+    """
+    if canvas is None:
+        image = _renderer(renderer).render(latex, style)
+    else:
+        # On a fixed page the padding is the left margin; the drawing is centred vertically.
+        image = _renderer(renderer).render(latex, dataclasses.replace(style, padding=0))
+        width, height = canvas
+        if image.width + 2 * style.padding > width or image.height + 2 > height:
+            raise RenderError(
+                "clipped",
+                f"{image.width}x{image.height} drawing (+ margin) exceeds the {width}x{height} canvas",
+            )
+        page = Image.new("L", (width, height), style.paper)
+        page.paste(image, (style.padding, (height - image.height) // 2))
+        image = page
+    if style.augment_seed is not None:
+        image = augment(image, style.augment_seed)
+    check_ink(image, (style.ink + style.paper) // 2)
+    return image
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderJob:
+    """A deferred :func:`render` (picklable; called in a build worker)."""
+
+    latex: str
+    style: RenderStyle
+    renderer: str = "mathtext"
+    canvas: tuple[int, int] | None = None
+
+    def __call__(self) -> Image.Image:
+        return render(self.latex, self.style, self.renderer, self.canvas)
