@@ -167,7 +167,9 @@ def test_synthetic_source_holds_back_test_formulas_and_is_seeded(tmp_path):
 
 
 def test_synthetic_render_failures_are_counted_with_reason(tmp_path):
-    (tmp_path / "f.txt").write_text("a + b\n\\begin{array}{l} x \\end{array}\nc\n")
+    corpus = tmp_path / "corpus"  # a source folder of its own: the build refuses output inside a source
+    corpus.mkdir()
+    (corpus / "f.txt").write_text("a + b\n\\begin{array}{l} x \\end{array}\nc\n")
     recipe = parse_recipe(
         {
             "output_dir": str(tmp_path / "out"),
@@ -176,7 +178,7 @@ def test_synthetic_render_failures_are_counted_with_reason(tmp_path):
                 {
                     "name": "rendered",
                     "reader": "synthetic",
-                    "root": str(tmp_path),
+                    "root": str(corpus),
                     "split": "train",
                     "options": {"corpus": {"text_file": "f.txt"}, "style": {"augment": 0}},
                 }
