@@ -28,6 +28,8 @@ PATH_OPTIONS = (
     "split_file",
     "inkml_dir",
 )
+#: Corpus kinds of the ``synthetic`` reader that name a file or folder (data_prep.render.corpus).
+CORPUS_FILE_KINDS = ("caption_file", "im2latex_formulas", "text_file", "dataset")
 #: Files the build writes at the top of its output folder.
 TOP_FILES = ("manifest.json", "report.json", "report.md", "vocab.txt")
 
@@ -37,6 +39,17 @@ def source_paths(recipe: DataRecipe) -> list[tuple[str, Path]]:
     paths = []
     for spec in (*recipe.train, *recipe.test_sets):
         root = Path(spec.root)
+        if spec.reader == "synthetic":
+            # A rendering source reads only its corpus file (a generator reads nothing), not its root.
+            corpus = spec.options.get("corpus")
+            for kind in CORPUS_FILE_KINDS:
+                value = corpus.get(kind) if isinstance(corpus, dict) else None
+                if isinstance(value, str) and value:
+                    path = Path(value)
+                    paths.append(
+                        (f"source {spec.name!r} (corpus.{kind})", path if path.is_absolute() else root / path)
+                    )
+            continue
         paths.append((f"source {spec.name!r} (root)", root))
         for key in PATH_OPTIONS:
             value = spec.options.get(key)

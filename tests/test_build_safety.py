@@ -186,3 +186,31 @@ def test_a_bad_reader_option_is_a_one_line_error(tmp_path, options, message, cap
     path.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"), "train": [spec]}))
     assert main(["--config", str(path), "--no-progress"]) == 2
     assert "source 'sample'" in caplog.text and message in caplog.text
+
+
+def _synthetic(root, corpus):
+    return {
+        "name": "rendered",
+        "reader": "synthetic",
+        "root": str(root),
+        "split": "train",
+        "options": {"corpus": corpus, "style": {"augment": 0}},
+    }
+
+
+def test_a_rendering_source_guards_its_corpus_file_not_its_root(tmp_path):
+    from data_prep.build_safety import check_output_dir
+
+    generator = {"generator": {"symbols": ["1", "2"], "min_symbols": 1, "max_symbols": 2}, "count": 4}
+    # A generator reads no folder: an output below its (unused) root is fine.
+    recipe = parse_recipe({"output_dir": str(tmp_path / "out"), "train": [_synthetic(tmp_path, generator)]})
+    check_output_dir(tmp_path / "out", recipe)
+    # A corpus file is read: an output folder holding it is refused, and nothing is written.
+    corpus = tmp_path / "texts"
+    corpus.mkdir()
+    (corpus / "f.txt").write_text("a + b\n")
+    spec = _synthetic(tmp_path, {"text_file": "texts/f.txt"})
+    recipe = parse_recipe({"output_dir": str(corpus), "train": [spec]})
+    with pytest.raises(RecipeError, match=r"contains source 'rendered' \(corpus.text_file\)"):
+        check_output_dir(corpus, recipe)
+    assert sorted(p.name for p in corpus.iterdir()) == ["f.txt"]
