@@ -27,6 +27,7 @@ def test_registry_lists_every_source_and_rejects_unknown_names():
         "m2e",
         "mathwriting",
         "sharegpt",
+        "synthetic",
         "labels",
     }
     assert get_reader("crohme") is crohme.read
