@@ -108,6 +108,8 @@ def prove_learning(
             out_root / "model",
             out_root / "eval",
         )
+    if learning_json is not None:
+        learning_json.unlink(missing_ok=True)  # a failed run must not leave an earlier run's figures
     from data_prep import build
     from eval import evaluate
     from train import sft
