@@ -42,6 +42,11 @@ class ModelSource:
     adapter: str | None = None
 
     @property
+    def name(self) -> str:
+        """What the user named: the adapter folder, else the base."""
+        return self.adapter or self.base
+
+    @property
     def processor_path(self) -> str:
         """Adapters saved by our trainer carry the processor files; fall back to the base."""
         if self.adapter and (Path(self.adapter) / "tokenizer_config.json").is_file():
@@ -73,6 +78,12 @@ def resolve_source(name_or_path: str) -> ModelSource:
             f"{path} is neither a model folder (no config.json) nor a LoRA adapter folder (no {ADAPTER_CONFIG})"
         )
     return ModelSource(base=name_or_path)
+
+
+def as_source(model: str | ModelSource) -> ModelSource:
+    """``model`` as a :class:`ModelSource`: resolved from a path or hub id, or as given. Entry points
+    resolve once and pass the source down, so one trip reads an adapter's config once."""
+    return model if isinstance(model, ModelSource) else resolve_source(model)
 
 
 _HUB_CHECKED: set[str] = set()
@@ -153,9 +164,9 @@ def _assemble_processor(path: str, bounds: ImageBounds, trust_remote_code: bool)
 BOUNDS_KEY = "hmer_image_bounds"
 
 
-def saved_bounds(name_or_path: str) -> ImageBounds | None:
+def saved_bounds(name_or_path: str | ModelSource) -> ImageBounds | None:
     """The pixel bounds a model folder was fine-tuned with (None for other folders and hub ids)."""
-    config = Path(resolve_source(name_or_path).processor_path) / "preprocessor_config.json"
+    config = Path(as_source(name_or_path).processor_path) / "preprocessor_config.json"
     if not config.is_file():
         return None
     saved = json.loads(config.read_text()).get(BOUNDS_KEY)
@@ -169,7 +180,7 @@ def processor_bounds(processor: Any) -> ImageBounds:
 
 
 def load_processor(
-    name_or_path: str, bounds: ImageBounds | None = None, trust_remote_code: bool = False
+    name_or_path: str | ModelSource, bounds: ImageBounds | None = None, trust_remote_code: bool = False
 ) -> Any:
     """The processor for ``name_or_path`` (model or adapter) with its pixel bounds.
 
@@ -177,10 +188,11 @@ def load_processor(
     (our trainer does), else the contract's defaults; a hub model's own (much larger) default is
     never used, so evaluation matches training.
     """
-    path = resolve_source(name_or_path).processor_path
+    source = as_source(name_or_path)
+    path = source.processor_path
     check_hub_reachable(path)
     if bounds is None:
-        bounds = saved_bounds(name_or_path) or DEFAULT_BOUNDS
+        bounds = saved_bounds(source) or DEFAULT_BOUNDS
     processor = None
     try:
         from transformers import AutoProcessor
@@ -314,7 +326,7 @@ def quantization_config(load_in_4bit: bool, compute_dtype: str | Any = "bfloat16
 
 
 def load_model(
-    name_or_path: str,
+    name_or_path: str | ModelSource,
     *,
     dtype: str | Any = "auto",
     load_in_4bit: bool = False,
@@ -331,7 +343,7 @@ def load_model(
     """
     from transformers import AutoModelForImageTextToText
 
-    source = resolve_source(name_or_path)
+    source = as_source(name_or_path)
     check_hub_reachable(source.base)
     kwargs: dict[str, Any] = {
         "dtype": _torch_dtype(dtype),
@@ -362,23 +374,24 @@ def load_model(
 
 
 def load_model_and_processor(
-    name_or_path: str, bounds: ImageBounds | None = None, **model_kwargs: Any
+    name_or_path: str | ModelSource, bounds: ImageBounds | None = None, **model_kwargs: Any
 ) -> tuple[Any, Any]:
     """Model and processor for a hub id, model folder or adapter folder (see :func:`load_model`)."""
+    source = as_source(name_or_path)
     processor = load_processor(
-        name_or_path, bounds=bounds, trust_remote_code=model_kwargs.get("trust_remote_code", False)
+        source, bounds=bounds, trust_remote_code=model_kwargs.get("trust_remote_code", False)
     )
-    model = load_model(name_or_path, **model_kwargs)
+    model = load_model(source, **model_kwargs)
     return model, processor
 
 
-def weights_sha256(name_or_path: str) -> str:
+def weights_sha256(name_or_path: str | ModelSource) -> str:
     """A SHA-256 over the weights a model folder or adapter folder loads (file names and bytes of
     its ``*.safetensors``, an adapter's base included); ``hub:<id>`` for a hub id, which is not
     downloaded for this. Predictions record it, so a folder retrained in place is told apart."""
     import hashlib
 
-    source = resolve_source(name_or_path)
+    source = as_source(name_or_path)
     digest = hashlib.sha256()
     for folder in [source.base, source.adapter]:
         if folder is None:

@@ -2,7 +2,7 @@
 
 import sys
 
-from train.export import main
+from train.export.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())
