@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from train.modeling import ModelLoadError
+from train.modeling import ModelLoadError, ModelSource
 
 if TYPE_CHECKING:
     from eval.backends import Backend
@@ -63,14 +63,14 @@ def provenance_of(args: EvalArgs, backend: Backend) -> dict[str, Any]:
     }
 
 
-def training_overlap(model: str, items: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:
+def training_overlap(model: str | ModelSource, items: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:
     """Test items whose image bytes the model's run folder records among its training rows
     (``training_items.jsonl``, written by ``train.sft``), per set."""
-    from train.modeling import resolve_source
+    from train.modeling import as_source
     from train.run_folder import image_sha256, read_training_items
 
     try:
-        source = resolve_source(model)
+        source = as_source(model)
     except ModelLoadError:
         return {}
     trained = None

@@ -111,3 +111,38 @@ def test_missing_local_model_folder_is_named_plainly(tmp_path):
         resolve_source("./outputs/no-such-run")
     # A hub id is left for the hub client to resolve.
     assert resolve_source("Qwen/Qwen2.5-VL-3B-Instruct").base == "Qwen/Qwen2.5-VL-3B-Instruct"
+
+
+def test_one_trip_resolves_the_model_source_once(tmp_path, tiny_model_dir, monkeypatch):
+    """An adapter given to get_backend (or to the export command) is resolved into a ModelSource
+    once at the entry; the processor, bounds, weights and LoRA loads below take that source."""
+    from peft import LoraConfig, get_peft_model
+
+    import train.export.common
+    import train.modeling
+    from eval.backends import get_backend
+    from train.export import main as export_main
+    from train.modeling import load_model, save_processor
+
+    adapter = tmp_path / "adapter"
+    peft_model = get_peft_model(
+        load_model(str(tiny_model_dir), dtype="float32"), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    peft_model.save_pretrained(adapter)
+    save_processor(load_processor(str(tiny_model_dir)), adapter)
+
+    calls = []
+    real = train.modeling.resolve_source
+
+    def counting(name):
+        calls.append(name)
+        return real(name)
+
+    monkeypatch.setattr(train.modeling, "resolve_source", counting)
+    monkeypatch.setattr(train.export.common, "resolve_source", counting)
+    backend = get_backend("hf", str(adapter), dtype="float32")
+    assert calls == [str(adapter)]
+    backend.close()
+    calls.clear()
+    assert export_main(["--adapter", str(adapter), "--output-dir", str(tmp_path / "merged")]) == 0
+    assert calls == [str(adapter)]

@@ -23,6 +23,7 @@ from PIL import Image
 
 from data_prep.contract import DEFAULT_BOUNDS, ImageBounds
 from train.generation import STOP_TOKENS, stop_token_ids  # noqa: F401 -- shared with training
+from train.modeling import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def resolve_backend_name(name: str = "auto") -> str:
 
 def get_backend(
     name: str = "auto",
-    model: str = "",
+    model: str | ModelSource = "",
     *,
     bounds: ImageBounds | None = None,
     batch_size: int = 8,
@@ -156,11 +157,12 @@ def get_backend(
     """
     if not model:
         raise ValueError("get_backend needs a model (hub id, model folder or adapter folder)")
+    from train.modeling import as_source, saved_bounds
+
+    source = as_source(model)  # resolved once here; everything below takes the source
     if bounds is None:
         # The bounds the model was fine-tuned with (recorded in its folder), else the contract's.
-        from train.modeling import saved_bounds
-
-        bounds = saved_bounds(model) or DEFAULT_BOUNDS
+        bounds = saved_bounds(source) or DEFAULT_BOUNDS
     common = BackendOptions(
         bounds=bounds,
         batch_size=batch_size,
@@ -181,19 +183,18 @@ def get_backend(
         )
         if resolved == "vllm":
             from eval.backends.vllm import unservable_quantization
-            from train.modeling import resolve_source
 
-            method = unservable_quantization(resolve_source(model).base)
+            method = unservable_quantization(source.base)
             if method:  # vLLM 0.33 cannot load it; transformers can
                 resolved, why = "hf", f"a {method} checkpoint, which vLLM 0.33 cannot serve"
         logger.info("backend auto -> %s (%s)", resolved, why)
     if resolved == "vllm":
         from eval.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, common, **options)
+        return VLLMBackend(source, common, **options)
     from eval.backends.hf import HFBackend
 
-    return HFBackend(model, common, **options)
+    return HFBackend(source, common, **options)
 
 
 __all__ = [

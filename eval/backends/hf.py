@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from eval.backends import Backend, BackendOptions, cuda_available, stop_token_ids
+from train.modeling import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class HFBackend(Backend):
 
     def __init__(
         self,
-        model: str,
+        model: str | ModelSource,
         options: BackendOptions = BackendOptions(),
         *,
         device: str | None = None,
@@ -71,7 +72,7 @@ class HFBackend(Backend):
         self._torch = torch
         logger.info(
             "HF backend: %s on %s (%s), batch size %d, at most %d new tokens",
-            model,
+            getattr(model, "name", model),
             self.input_device,
             dtype,
             options.batch_size,

@@ -36,6 +36,7 @@ from PIL import Image
 from data_prep.contract import DEFAULT_BOUNDS, IMAGE_FACTOR, ImageBounds, prepare_image
 from eval.backends import Backend, BackendOptions, stop_token_ids
 from eval.backends.vllm_lora import AdapterPlan, inspect_adapter, merge_for_vllm
+from train.modeling import ModelSource
 
 __all__ = [
     "AdapterPlan",
@@ -279,7 +280,7 @@ class VLLMBackend(Backend):
 
     def __init__(
         self,
-        model: str,
+        model: str | ModelSource,
         options: BackendOptions = BackendOptions(),
         *,
         detokenize: bool = True,
@@ -292,7 +293,7 @@ class VLLMBackend(Backend):
             raise ImportError(
                 "the vLLM backend needs vllm (GPU machines: `make install-gpu`); use --backend hf otherwise"
             ) from err
-        from train.modeling import load_processor, resolve_source
+        from train.modeling import as_source, load_processor
 
         super().__init__(options)
         self.detokenize = detokenize
@@ -303,7 +304,7 @@ class VLLMBackend(Backend):
         self._finalizer = weakref.finalize(self, stop_workers, self._workers)
         self._llm = None
 
-        source = resolve_source(model)
+        source = as_source(model)  # get_backend passes the source it resolved
         refuse_unservable_quantization(source.base)
         lora_path, lora_rank, weights = None, None, source.base
         if source.adapter:
@@ -320,9 +321,9 @@ class VLLMBackend(Backend):
                 )
             else:
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
-                weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model"))
+                weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model", source=source))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
-        self.processor = load_processor(model, options.bounds)
+        self.processor = load_processor(source, options.bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
         kwargs = engine_kwargs(
             weights,

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from train.modeling import ModelSource
+
 logger = logging.getLogger("eval.backends.vllm")
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -146,10 +148,13 @@ def inspect_adapter(adapter_dir: str | Path) -> AdapterPlan:
     )
 
 
-def merge_for_vllm(plan: AdapterPlan, out_dir: str | Path, dtype: str = "bfloat16") -> Path:
+def merge_for_vllm(
+    plan: AdapterPlan, out_dir: str | Path, dtype: str = "bfloat16", source: ModelSource | None = None
+) -> Path:
     """Merge an adapter vLLM cannot serve (``plan.merge_reasons``) into its base, saying why, with
     :func:`train.export.export_merged` (merged in float32 then cast to ``dtype``; safetensors and
-    processor files, staged then renamed into ``out_dir``)."""
+    processor files, staged then renamed into ``out_dir``). ``source``: the adapter as the caller
+    resolved it (not resolved again)."""
     from train.export import export_merged
 
     logger.info(
@@ -158,4 +163,4 @@ def merge_for_vllm(plan: AdapterPlan, out_dir: str | Path, dtype: str = "bfloat1
         plan.base,
         "; ".join(plan.merge_reasons) or "asked to",
     )
-    return export_merged(plan.adapter, out_dir, dtype=dtype)
+    return export_merged(source or ModelSource(base=plan.base, adapter=plan.adapter), out_dir, dtype=dtype)
