@@ -116,7 +116,7 @@ def usage(output_dir: Path, staging: Path, vllm: bool, note: str = "") -> str:
     """How to run the export; the served pixel bounds are those its processor records."""
     from train.modeling import saved_bounds
 
-    bounds = saved_bounds(str(staging)) or DEFAULT_BOUNDS
+    bounds = saved_bounds(ModelSource(base=str(staging))) or DEFAULT_BOUNDS  # the export's own
     lines = [
         "```bash",
         f"python -m eval.predict --model {output_dir} formula.png",
