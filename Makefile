@@ -35,7 +35,7 @@ test demo tiny-model: export MKL_NUM_THREADS = $(THREADS)
 help:  ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-quant.txt requirements-gpu.txt requirements-dev.txt requirements-deepspeed.txt
+$(STAMP): requirements.txt requirements/quant.txt requirements/gpu.txt requirements/dev.txt requirements/deepspeed.txt
 	@test -x $(PY) || { echo ">> creating the virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@# Reinstall the set this venv holds (cpu unless `make install-gpu` made it the gpu set):
 	@# install sets are defined once, in scripts/install_sets.py.
@@ -49,17 +49,17 @@ $(KATEX): eval/katex_assets.py | $(STAMP)
 	$(PY) -m eval.katex_assets fetch
 	@touch $(KATEX)
 
-# The web demo's gradio (requirements-app.txt) lives in its own venv that sees $(VENV)'s packages
+# The web demo's gradio (requirements/app.txt) lives in its own venv that sees $(VENV)'s packages
 # through a .pth file: gradio declares pillow<13, and that must not change the stack the tests run on.
 APP_VENV ?= $(VENV)-app
 APP_PY := $(APP_VENV)/bin/python
 APP_STAMP := $(APP_VENV)/.installed
 SITE_PACKAGES := import sysconfig; print(sysconfig.get_paths()["purelib"])
 
-$(APP_STAMP): $(STAMP) requirements-app.txt
+$(APP_STAMP): $(STAMP) requirements/app.txt
 	@test -x $(APP_PY) || $(PY) -m venv $(APP_VENV)
 	$(PY) -c '$(SITE_PACKAGES)' > "$$($(APP_PY) -c '$(SITE_PACKAGES)')/hmer-base-venv.pth"
-	$(APP_PY) -m pip install $(PIP_FLAGS) -r requirements-app.txt
+	$(APP_PY) -m pip install $(PIP_FLAGS) -r requirements/app.txt
 	@touch $(APP_STAMP)
 
 install: $(STAMP) $(KATEX)  ## Create .venv with the pinned CPU stack (no CUDA packages; llm-compressor included)
@@ -71,7 +71,7 @@ install-gpu:  ## Make .venv the GPU set: vLLM, Unsloth, torch 2.14 (on a CUDA ma
 	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install gpu
 	@touch $(STAMP)
 
-$(QUANT_STAMP): requirements.txt requirements-quant.txt
+$(QUANT_STAMP): requirements.txt requirements/quant.txt
 	@test -x $(QUANT_VENV)/bin/python || { echo ">> creating $(QUANT_VENV) for the w4a16 export"; $(PYTHON) -m venv $(QUANT_VENV); }
 	PIP_FLAGS="$(PIP_FLAGS)" $(QUANT_VENV)/bin/python -m scripts.install_sets install quant
 	@touch $(QUANT_STAMP)
@@ -83,7 +83,7 @@ check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Lin
 
 .PHONY: install-trackers
 install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
-	$(PIP) install $(PIP_FLAGS) -r requirements-trackers.txt
+	$(PIP) install $(PIP_FLAGS) -r requirements/trackers.txt
 
 test: $(STAMP) $(KATEX)  ## Run the test suite
 	$(PY) -m pytest -q $(ARGS)

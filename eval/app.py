@@ -8,7 +8,7 @@ The same contract as ``eval.predict``: the image is inverted when it is light in
 (``--invert``), prepared by the backend exactly as in training, and asked the task's prompt from
 ``data_prep.contract`` (main, Tree-CoT or symbol counting); the LaTeX is the answer's last line,
 and for the auxiliary tasks the tree or the counts above it are shown too. The page typesets the
-LaTeX with the KaTeX that gradio bundles (no network). gradio lives in requirements-app.txt, which
+LaTeX with the KaTeX that gradio bundles (no network). gradio lives in requirements/app.txt, which
 ``make app`` installs into the app's own venv (``.venv-app``, layered on the main one: see
 docs/app.md). It listens on 127.0.0.1 unless ``--host`` says otherwise.
 """

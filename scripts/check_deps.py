@@ -11,6 +11,8 @@ llm-compressor. Exit status 1 on any conflict or failed check, with pip's own er
 
 deepspeed is a source-only package (no wheel, so ``--only-binary`` cannot take it): its runtime
 requirements, read from its sdist's PKG-INFO (downloaded ``--no-deps``), are resolved in its place.
+pip prepares the sdist's metadata in an isolated build environment it fills itself (setuptools,
+wheel), so this runs with a bare ``python3`` that has neither.
 pip's configuration on this machine applies as it is (find-links, constraints): where a local torch
 CPU wheel is on the find-links path, the CPU set resolves to it for the Python it was built for.
 Standard library only.
@@ -73,12 +75,19 @@ def deepspeed_requirements(cache: Path) -> list[str]:
     cache.mkdir(parents=True, exist_ok=True)
     sdists = sorted(cache.glob("deepspeed-*.tar.gz"))
     if not sdists:
-        subprocess.run(
+        # Build isolation stays on: with --no-build-isolation pip would prepare the metadata with
+        # this interpreter's setuptools, and a bare system python3 has no `wheel` ("invalid
+        # command 'bdist_wheel'"). deepspeed's setup.py runs without torch (it only skips its ops).
+        done = subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:"]
-            + ["--no-build-isolation", "-d", str(cache), spec],
-            check=True,
+            + ["--disable-pip-version-check", "-d", str(cache), spec],
+            capture_output=True,
+            text=True,
         )
         sdists = sorted(cache.glob("deepspeed-*.tar.gz"))
+        if done.returncode != 0 or not sdists:
+            tail = (done.stderr.strip().splitlines() or ["no sdist downloaded"])[-1]
+            raise SystemExit(f"cannot download the {spec} sdist to read its requirements: {tail}")
     with tarfile.open(sdists[-1]) as tar:
         member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("PKG-INFO"))
         info = tar.extractfile(member).read().decode()

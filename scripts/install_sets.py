@@ -5,12 +5,12 @@
 
 Three sets, because two pairs of pins cannot share an environment:
 
-* ``cpu`` (``make install``, ``.venv``): requirements.txt + requirements-quant.txt + requirements-dev.txt
+* ``cpu`` (``make install``, ``.venv``): requirements.txt + requirements/quant.txt + requirements/dev.txt
   + deepspeed. torch 2.13.0 (a CPU build where the machine keeps one), llm-compressor, no torchvision.
 * ``gpu`` (``make install-gpu``, ``.venv``): requirements.txt with its ``torch==`` line replaced by
-  requirements-gpu.txt's (vllm 0.33.0 pins torch==2.14.0) + requirements-gpu.txt + dev + deepspeed.
+  requirements/gpu.txt's (vllm 0.33.0 pins torch==2.14.0) + requirements/gpu.txt + dev + deepspeed.
   No llm-compressor: vllm 0.33.0 pins compressed-tensors==0.17.0, llm-compressor 0.14.0.1 needs ==0.19.0.
-* ``quant`` (``make install-quant``, ``.venv-quant``): requirements.txt + requirements-quant.txt, the
+* ``quant`` (``make install-quant``, ``.venv-quant``): requirements.txt + requirements/quant.txt, the
   environment ``make export FORMAT=w4a16`` runs in.
 
 Standard library only: it runs before anything is installed.
@@ -28,16 +28,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Installed on its own, after the rest: a source package built against the torch already there.
-DEEPSPEED_FILE = "requirements-deepspeed.txt"
+DEEPSPEED_FILE = "requirements/deepspeed.txt"
 #: set -> (files, files whose ``torch==`` line is dropped, also deepspeed)
 SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
-    "cpu": (("requirements.txt", "requirements-quant.txt", "requirements-dev.txt"), (), True),
+    "cpu": (("requirements.txt", "requirements/quant.txt", "requirements/dev.txt"), (), True),
     "gpu": (
-        ("requirements.txt", "requirements-gpu.txt", "requirements-dev.txt"),
+        ("requirements.txt", "requirements/gpu.txt", "requirements/dev.txt"),
         ("requirements.txt",),
         True,
     ),
-    "quant": (("requirements.txt", "requirements-quant.txt"), (), False),
+    "quant": (("requirements.txt", "requirements/quant.txt"), (), False),
 }
 #: Packages a set must not hold after a switch to it (pip never removes what a set drops).
 REMOVE_ON_INSTALL = {"gpu": ("llmcompressor",)}
@@ -87,7 +87,7 @@ def install(name: str) -> None:
             == 0
         ):
             print(
-                f">> removing {package}: it cannot share the {name} environment (see requirements-quant.txt)"
+                f">> removing {package}: it cannot share the {name} environment (see requirements/quant.txt)"
             )
             _pip("uninstall", "-y", package)
     with tempfile.TemporaryDirectory() as tmp:

@@ -193,7 +193,7 @@ def test_w4a16_group_size_must_divide_the_width(adapter_dir, tmp_path, capsys):
 
 def test_w4a16_export_with_llmcompressor(adapter_dir, tmp_path):
     pytest.importorskip(
-        "llmcompressor", reason="llm-compressor is in the CPU and quant sets (requirements-quant.txt)"
+        "llmcompressor", reason="llm-compressor is in the CPU and quant sets (requirements/quant.txt)"
     )
     images = tmp_path / "calib"
     images.mkdir()

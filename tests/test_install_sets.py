@@ -35,3 +35,23 @@ def test_the_cpu_and_quant_sets_hold_no_torchvision_importers():
         text = "\n".join(ln for ln in requirement_lines(name) if not ln.lstrip().startswith("#"))
         for package in ("torchvision", "vllm", "unsloth", "qwen-vl-utils"):
             assert package not in text, (name, package)
+
+
+def test_requirement_files_live_in_requirements_and_the_core_file_at_the_root():
+    """requirements.txt stays at the root (the design's core file); the optional sets are in
+    requirements/, and every file a set, the Makefile or pyproject names exists."""
+    import re
+
+    import tomllib
+
+    from scripts.install_sets import DEEPSPEED_FILE, ROOT
+
+    assert sorted(p.name for p in ROOT.glob("requirements*.txt")) == ["requirements.txt"]
+    named = {file for files, _, _ in SETS.values() for file in files} | {DEEPSPEED_FILE}
+    named |= set(re.findall(r"requirements(?:/[a-z]+)?\.txt", (ROOT / "Makefile").read_text()))
+    dynamic = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["dynamic"]
+    named |= {f for extra in dynamic["optional-dependencies"].values() for f in extra["file"]}
+    assert {"requirements/app.txt", "requirements/trackers.txt", "requirements/gpu.txt"} <= named
+    missing = sorted(f for f in named if not (ROOT / f).is_file())
+    assert not missing, missing
+    assert all(f == "requirements.txt" or f.startswith("requirements/") for f in named)

@@ -61,7 +61,7 @@ def _require_llmcompressor():
         raise ExportError(
             f"the w4a16 export needs llm-compressor ({err}). It cannot share an environment with vllm "
             "(they pin different compressed-tensors), so it has its own: `make install-quant` creates "
-            ".venv-quant (requirements.txt + requirements-quant.txt) and `make export FORMAT=w4a16` "
+            ".venv-quant (requirements.txt + requirements/quant.txt) and `make export FORMAT=w4a16` "
             "runs there; by hand: `.venv-quant/bin/python -m train.export ...`."
         ) from None
     return oneshot, GPTQModifier
