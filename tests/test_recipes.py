@@ -210,3 +210,19 @@ def test_launch_multi_node():
     )
     with pytest.raises(SystemExit, match="machine_rank"):
         plan_command("recipes/qwen2.5-vl-3b/full.yaml", [], 8, _launch(num_machines=2))
+
+
+def test_gpu_recipe_on_a_cpu_names_the_tiny_recipe():
+    """`make finetune` (the 3B QLoRA recipe) on a machine without CUDA: one line naming the tiny CPU
+    recipe, not transformers' "assign use_cpu"."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present: the bf16 recipe is valid here")
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(["--config", "recipes/qwen2.5-vl-3b/qlora.yaml"])
+    message = str(err.value)
+    assert "\n" not in message and "use_cpu" not in message
+    named = re.findall(r"recipes/tiny/\w+\.yaml", message)
+    assert named and all((REPO / path).is_file() for path in named)
+    parse(RECIPES / named[0].removeprefix("recipes/"))  # the recipe it names parses

@@ -178,6 +178,15 @@ def _one_line(message: str) -> str:
     return message
 
 
+#: What a GPU recipe (bf16/fp16) says on a machine without a CUDA GPU, instead of transformers'
+#: "You need to assign use_cpu": the tiny recipes train on a CPU.
+NO_GPU_MESSAGE = (
+    "this recipe trains in bf16/fp16 on a CUDA GPU and this machine has none; on a CPU use a tiny "
+    "recipe: make tiny-model && make data DATA_RECIPE=recipes/data/crohme_sample.yaml && "
+    "make finetune RECIPE=recipes/tiny/qlora.yaml (or recipes/tiny/lora.yaml, recipes/tiny/full.yaml)"
+)
+
+
 def load_recipe_file(path: str | Path) -> dict:
     """A recipe file as a mapping, without the ``run_info`` record a run folder's copy carries."""
     from train.run_folder import RUN_INFO_KEY
@@ -214,6 +223,8 @@ def parse_recipe(
     try:
         model_args, script_args, training_args = parser.parse_args_into_dataclasses(args=args)
     except ValueError as err:
+        if "use_cpu" in str(err):  # transformers: bf16/fp16 asked for on a machine without a GPU
+            raise RecipeError(NO_GPU_MESSAGE) from err
         raise RecipeError(str(err).splitlines()[0]) from err
     validate(model_args, script_args, training_args)
     return model_args, script_args, training_args
