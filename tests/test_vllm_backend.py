@@ -162,6 +162,7 @@ def test_bitsandbytes_checkpoints_are_refused_in_one_line(tmp_path):
 def test_auto_backend_runs_bitsandbytes_checkpoints_on_hf(tmp_path, monkeypatch, caplog):
     import eval.backends as backends
     import eval.backends.hf as hf
+    from train.modeling import ModelSource
 
     (tmp_path / "config.json").write_text(
         json.dumps({"quantization_config": {"quant_method": "bitsandbytes"}})
@@ -169,5 +170,6 @@ def test_auto_backend_runs_bitsandbytes_checkpoints_on_hf(tmp_path, monkeypatch,
     monkeypatch.setattr(backends, "resolve_backend_name", lambda name: "vllm")  # as on a GPU with vLLM
     monkeypatch.setattr(hf, "HFBackend", lambda model, options, **kw: ("hf", model))
     with caplog.at_level("INFO", logger="eval.backends"):
-        assert backends.get_backend("auto", str(tmp_path)) == ("hf", str(tmp_path))
+        # get_backend resolves the path once and hands the backend that ModelSource.
+        assert backends.get_backend("auto", str(tmp_path)) == ("hf", ModelSource(base=str(tmp_path)))
     assert "auto -> hf (a bitsandbytes checkpoint" in caplog.text
