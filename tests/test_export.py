@@ -3,6 +3,7 @@ installed), GGUF instructions, model cards, errors and the size table of the rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -342,3 +343,31 @@ def test_size_table_of_the_real_architectures():
     assert sizes["w4a16"] < 0.5 * sizes["merged"]
     # Everything kept in 16 bits bounds the 4-bit formats from below.
     assert sizes["w4a16"] > 2 * (counts.vision + counts.embeddings)
+
+
+def test_options_come_from_a_config_file_and_flags_win(adapter_dir, tmp_path, capsys):
+    config = tmp_path / "export.yaml"
+    config.write_text(f"adapter: {adapter_dir}\nformat: gguf\noutput-dir: {tmp_path / 'from-file'}\n")
+    assert export.main(["--config", str(config)]) == 0
+    assert f"--outfile {tmp_path / 'from-file'}/model-f16.gguf" in capsys.readouterr().out
+    assert export.main(["--config", str(config), "--output_dir", str(tmp_path / "flag")]) == 0
+    assert f"{tmp_path / 'flag'}/model-f16.gguf" in capsys.readouterr().out
+    config.write_text("adapter: x\ngroup_sise: 64\n")
+    assert export.main(["--config", str(config)]) == 2
+    assert "group_sise" in capsys.readouterr().err
+    assert export.main(["--adapter", str(adapter_dir), "--format", "onnx"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "--format" in error and "onnx" in error
+
+
+def test_every_format_is_one_registry_entry():
+    from train.export.options import ExportOptions
+    from train.export.registry import EXPORT_FORMATS
+
+    assert export.FORMATS == tuple(EXPORT_FORMATS) == ("merged", "bnb-4bit", "w4a16", "gguf")
+    choices = next(f.metadata["choices"] for f in dataclasses.fields(ExportOptions) if f.name == "format")
+    assert tuple(choices) == export.FORMATS
+    for name, spec in EXPORT_FORMATS.items():
+        assert spec.name == name and callable(spec.run) and spec.run.__name__ == "run"
+    # Only merging needs an adapter; the quantised formats also take a merged model folder.
+    assert [n for n, s in EXPORT_FORMATS.items() if not s.accepts_model_folder] == ["merged"]
