@@ -178,8 +178,7 @@ def _one_line(message: str) -> str:
     return message
 
 
-#: What a GPU recipe (bf16/fp16) says on a machine without a CUDA GPU, instead of transformers'
-#: "You need to assign use_cpu": the tiny recipes train on a CPU.
+#: A bf16/fp16 recipe without a CUDA GPU, instead of transformers' "You need to assign use_cpu".
 NO_GPU_MESSAGE = (
     "this recipe trains in bf16/fp16 on a CUDA GPU and this machine has none; on a CPU use a tiny "
     "recipe: make tiny-model && make data DATA_RECIPE=recipes/data/crohme_sample.yaml && "

@@ -42,8 +42,7 @@ class ModelSource:
     adapter: str | None = None
 
     @property
-    def name(self) -> str:
-        """What the user named: the adapter folder, else the base."""
+    def name(self) -> str:  # what the user named: the adapter folder, else the base
         return self.adapter or self.base
 
     @property
@@ -81,8 +80,7 @@ def resolve_source(name_or_path: str) -> ModelSource:
 
 
 def as_source(model: str | ModelSource) -> ModelSource:
-    """``model`` as a :class:`ModelSource`: resolved from a path or hub id, or as given. Entry points
-    resolve once and pass the source down, so one trip reads an adapter's config once."""
+    """``model`` resolved (a path or hub id) or as given: entry points resolve once, pass it down."""
     return model if isinstance(model, ModelSource) else resolve_source(model)
 
 
