@@ -167,7 +167,7 @@ def train(
 
     from data_prep.io_utils import write_text_atomic
     from train.callbacks import RUN_SUMMARY, RunSummaryCallback, SaveProcessorCallback
-    from train.checkpoints import CheckpointCompleteCallback
+    from train.checkpoints import CheckpointCompleteCallback, finish_without_steps_past_max
     from train.curves import TrainingCurvesCallback
     from train.engines import get_build_trainer, select_engine
     from train.modeling import save_processor
@@ -217,6 +217,7 @@ def train(
     trainer, processor = build_trainer(
         model_args, script_args, training_args, train_dataset, list(callbacks), **extra
     )
+    finish_without_steps_past_max(trainer)  # a resume at max_steps trains no step max_steps + 1
     summary_callback = RunSummaryCallback(engine, recipe)
     # Order matters: the completeness marker is written after the processor files.
     trainer.add_callback(SaveProcessorCallback(processor))
