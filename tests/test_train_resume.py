@@ -194,9 +194,7 @@ PARTIAL_EPOCH_KILLS = ("step:5", "save:7", "end:7")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_kill_at_every_point_when_max_steps_is_not_whole_epochs(
-    method, tmp_path, sample_dataset_dir, tiny_model_dir  # noqa: F811
-):
+def test_kill_points_with_a_partial_last_epoch(method, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
     """Killed mid-run, inside the last checkpoint's save, and after the last checkpoint but before
     the final save: each rerun ends at step 7, with every tensor equal to the uninterrupted run's."""
     from train.sft import main
