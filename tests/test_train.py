@@ -480,3 +480,21 @@ def test_rerun_on_a_rebuilt_dataset_is_refused_naming_what_changed(tmp_path, tin
     assert len(errors) == 1 and "\n" not in errors[0], errors
     assert "trained on other data" in errors[0] and "'train': answers changed" in errors[0]
     assert not (out / RUN_SUMMARY).exists()
+
+
+def test_training_into_a_held_output_dir_is_refused(tmp_path, sample_dataset_dir, tiny_model_dir, caplog):
+    """One writer per output folder: the holder (here this process, as another writer would be) is
+    named in one line, and the held folder is not touched."""
+    from data_prep.output_lock import output_lock
+    from train.sft import main
+
+    out = tmp_path / "run"
+    argv = [
+        "--config", str(TINY / "lora.yaml"), "--model_name_or_path", str(tiny_model_dir),
+        "--dataset_dir", str(sample_dataset_dir), "--output_dir", str(out), *QUICK,
+    ]  # fmt: skip
+    with output_lock(out, what="training"):
+        assert main(argv) == 2
+    errors = _errors(caplog)
+    assert len(errors) == 1 and f"training pid {os.getpid()}" in errors[0], errors
+    assert not out.exists()
