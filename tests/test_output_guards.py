@@ -85,7 +85,8 @@ def test_build_records_the_fingerprint_and_a_caption_change_shows_as_answers(tmp
     captions = source / "caption_comer.txt"
     lines = captions.read_text(encoding="utf-8").splitlines()
     captions.write_text(
-        "\n".join(f"{line.split(chr(9))[0]}\t1 + 1" for line in lines if line.strip()) + "\n", encoding="utf-8"
+        "\n".join(f"{line.split(chr(9))[0]}\t1 + 1" for line in lines if line.strip()) + "\n",
+        encoding="utf-8",
     )
     build_dataset(parse_recipe(recipe), progress=False, fresh=True)
     assert fingerprint_changes(first, read_split_fingerprint(out, "train")).startswith("answers changed")
