@@ -10,10 +10,10 @@ it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
+from data_prep.path_guard import find_overlap
 from data_prep.recipe import DataRecipe, RecipeError
 
 #: Reader options that name files or folders (relative to the source root unless absolute).
@@ -61,23 +61,11 @@ def source_paths(recipe: DataRecipe) -> list[tuple[str, Path]]:
     return paths
 
 
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
 def check_output_dir(out: str | Path, recipe: DataRecipe) -> None:
     """A :class:`RecipeError` when ``out`` is, lies inside or contains a folder the recipe reads."""
-    out_real = _real(Path(out))
-    for what, path in source_paths(recipe):
-        real = _real(path)
-        if real == out_real:
-            relation = "is"
-        elif real in out_real.parents:
-            relation = "lies inside"
-        elif out_real in real.parents:
-            relation = "contains"
-        else:
-            continue
+    overlap = find_overlap(out, source_paths(recipe))  # the one check training uses too
+    if overlap is not None:
+        relation, what, path = overlap
         raise RecipeError(
             f"{recipe.path}: output_dir {out} {relation} {what} {path}: a build writes and deletes "
             "files in its output folder, so it must be a folder of its own, outside every source "

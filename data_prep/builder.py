@@ -24,6 +24,7 @@ from data_prep.build_state import ShardStats, rejects_from_state, rejects_to_sta
 from data_prep.build_stream import SplitPlan, load_confusions, plan_splits, prepared_stream
 from data_prep.contamination import ContaminationIndex, Fingerprint, Match
 from data_prep.contract import Record, record_features
+from data_prep.fingerprint import rows_fingerprint, split_fingerprint
 from data_prep.io_utils import atomic_output, file_sha256, write_json_atomic
 from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
 from data_prep.rejects import Reject, Rejects, TooManyRejects
@@ -287,8 +288,17 @@ class DatasetBuilder:
             file = str(Path(WORK_DIR) / plan.name / f"{name}.parquet")
             # The checksum lets every loader tell a damaged or replaced shard (data_prep.dataset).
             sha256 = file_sha256(work_dir / f"{name}.parquet")
+            # What the rows hold: the split's fingerprint is read from the manifest (data_prep.fingerprint).
+            fingerprint = rows_fingerprint(buffer)
             state["shards"].append(
-                {"name": name, "file": file, "rows": len(buffer), "sha256": sha256, **checkpoint()}
+                {
+                    "name": name,
+                    "file": file,
+                    "rows": len(buffer),
+                    "sha256": sha256,
+                    "fingerprint": fingerprint,
+                    **checkpoint(),
+                }
             )
             self._save_manifest()
             result.shards.append(file)
@@ -479,6 +489,7 @@ class DatasetBuilder:
                 raise RuntimeError(f"shard {entry['file']} of split {split} is missing; rerun with --fresh")
             entry["file"] = str(target.relative_to(self.out))
             files.append(entry["file"])
+        state["fingerprint"] = split_fingerprint(state["shards"])
         state["complete"] = True
         self._save_manifest()
         result.shards = files

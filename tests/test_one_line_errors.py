@@ -81,3 +81,62 @@ def test_unknown_reader_option_is_refused_at_validation(tmp_path):
     with pytest.raises(DataRecipeError) as err:
         load_recipe(bad)
     assert "unknown option(s) editon for reader 'crohme'" in str(err.value) and "edition" in str(err.value)
+
+
+BROKEN_RECIPES = {
+    "malformed": (b"model_name_or_path: [a\n  b: c:\n", "is not valid YAML: expected ',' or ']'"),
+    "unterminated": (b'learning_rate: "1e-5\n', "is not valid YAML: found unexpected end of stream"),
+    "not_utf8": (b"model_name_or_path: \xff\xfe\n", "is not UTF-8 text (byte 0xff at offset 20)"),
+    "list": (b"- learning_rate: 1.0e-5\n- lora_r: 8\n", "must be a YAML mapping of keys to values"),
+    "string": (b"just words\n", "must be a YAML mapping of keys to values"),
+}
+
+
+@pytest.mark.parametrize("entry", ["train.sft", "train.launch"])
+@pytest.mark.parametrize("kind", list(BROKEN_RECIPES))
+def test_broken_recipe_file_is_one_line_in_every_entry_point(tmp_path, caplog, entry, kind):
+    """Issue 19: malformed YAML printed 57-63 lines of traceback; non-UTF-8 or list-shaped crashed."""
+    import importlib
+
+    from train.engines.preload import unsloth_wanted
+
+    data, message = BROKEN_RECIPES[kind]
+    path = tmp_path / "recipe.yaml"
+    path.write_bytes(data)
+    assert unsloth_wanted(["--config", str(path)]) is False  # runs before train.sft's imports
+    main = importlib.import_module(entry).main
+    assert main(["--config", str(path), "--output_dir", str(tmp_path / "out")]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0] and message in errors[0], errors
+    assert str(path) in errors[0]
+    assert not (tmp_path / "out").exists()  # a failed start leaves nothing behind
+
+
+@pytest.mark.parametrize("which", ["model", "adapter"])
+def test_truncated_weights_are_one_line(tmp_path, tiny_model_dir, which):
+    import shutil
+
+    from train.modeling import ModelLoadError, load_model
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    target = model
+    if which == "adapter":
+        import json
+
+        from peft import LoraConfig, get_peft_model
+
+        adapter = tmp_path / "adapter"
+        base = load_model(str(model), dtype="float32")
+        get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adapter)
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        config["base_model_name_or_path"] = str(model)
+        (adapter / "adapter_config.json").write_text(json.dumps(config))
+        target = adapter
+    weights = target / f"{'adapter_' if which == 'adapter' else ''}model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # a copy cut short
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(target))
+    message = str(err.value)
+    assert "\n" not in message and "damaged or truncated" in message and str(target) in message

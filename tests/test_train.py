@@ -384,3 +384,117 @@ def test_validation_while_training_logs_loss_and_exprate(split, tmp_path, sample
     else:
         assert summary["training_rows"] == 20 and summary["validation"]["rows"] == 2  # main rows only
     assert (out / "training_loss.png").stat().st_size > 1000
+
+
+def _errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "where, named",
+    [
+        ("model", "is the base model"),
+        ("model/run", "lies inside the base model"),
+        ("data", "is the dataset"),
+        ("data/train", "lies inside the dataset"),
+        (".", "contains the base model"),
+    ],
+)
+def test_output_dir_over_an_input_is_refused(
+    tmp_path, sample_dataset_dir, tiny_model_dir, caplog, where, named
+):
+    """Issue 19: --output_dir equal to the base model folder replaced its weights (exit 0)."""
+    import shutil
+
+    from train.sft import main
+
+    model, data = tmp_path / "model", tmp_path / "data"
+    shutil.copytree(tiny_model_dir, model)
+    shutil.copytree(sample_dataset_dir, data, ignore=shutil.ignore_patterns(".cache"))
+    before = _files(tmp_path)
+    argv = [
+        "--config", str(TINY / "lora.yaml"), "--model_name_or_path", str(model),
+        "--dataset_dir", str(data), "--output_dir", str(tmp_path / where), *QUICK,
+    ]  # fmt: skip
+    assert main(argv) == 2
+    errors = _errors(caplog)
+    assert len(errors) == 1 and "\n" not in errors[0] and named in errors[0], errors
+    assert _files(tmp_path) == before  # nothing written, nothing replaced
+
+
+def test_failed_start_does_not_block_the_corrected_rerun(
+    tmp_path, sample_dataset_dir, tiny_model_dir, caplog
+):
+    from train.sft import main
+
+    out = tmp_path / "run"
+
+    def argv(data: Path) -> list[str]:
+        return [
+            "--config", str(TINY / "lora.yaml"), "--model_name_or_path", str(tiny_model_dir),
+            "--dataset_dir", str(data), "--output_dir", str(out), *QUICK,
+        ]  # fmt: skip
+
+    assert main(argv(tmp_path / "no-such-data")) == 2  # a typo in dataset_dir
+    assert len(_errors(caplog)) == 1
+    assert main(argv(sample_dataset_dir)) == 0  # the corrected command trains
+    assert json.loads((out / RUN_SUMMARY).read_text())["global_step"] == 4
+
+
+def test_rerun_on_a_rebuilt_dataset_is_refused_naming_what_changed(tmp_path, tiny_model_dir, caplog):
+    """The run folder records the dataset's fingerprint; after a rebuild with other answers, a rerun
+    (resume or finished) is refused in one line instead of continuing on the new data."""
+    import shutil
+
+    import yaml
+
+    from data_prep.build import build_dataset
+    from data_prep.recipe import parse_recipe as parse_data_recipe
+    from tests.build_support import CROHME_SAMPLE, sample_source
+    from train.sft import main
+
+    source, data, out = tmp_path / "src", tmp_path / "data", tmp_path / "run"
+    shutil.copytree(CROHME_SAMPLE, source)
+    data_recipe = {"output_dir": str(data), "train": [sample_source(source, max_records=8)]}
+    build_dataset(parse_data_recipe(data_recipe), progress=False)
+    argv = [
+        "--config", str(TINY / "lora.yaml"), "--model_name_or_path", str(tiny_model_dir),
+        "--dataset_dir", str(data), "--output_dir", str(out), *QUICK,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    recorded = yaml.safe_load((out / "recipe.yaml").read_text())["inputs"]["dataset"]["train"]
+    assert recorded["rows"] >= 8 and recorded["content"]
+    (out / RUN_SUMMARY).unlink()  # as if killed before its final save: a rerun would resume
+
+    captions = source / "caption_comer.txt"
+    lines = [line for line in captions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    captions.write_text("".join(f"{line.split(chr(9))[0]}\tx + 1\n" for line in lines), encoding="utf-8")
+    build_dataset(parse_data_recipe(data_recipe), progress=False, fresh=True)
+    caplog.clear()
+    assert main(argv) == 2
+    errors = _errors(caplog)
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert "trained on other data" in errors[0] and "'train': answers changed" in errors[0]
+    assert not (out / RUN_SUMMARY).exists()
+
+
+def test_training_into_a_held_output_dir_is_refused(tmp_path, sample_dataset_dir, tiny_model_dir, caplog):
+    """One writer per output folder: the holder (here this process, as another writer would be) is
+    named in one line, and the held folder is not touched."""
+    from data_prep.output_lock import output_lock
+    from train.sft import main
+
+    out = tmp_path / "run"
+    argv = [
+        "--config", str(TINY / "lora.yaml"), "--model_name_or_path", str(tiny_model_dir),
+        "--dataset_dir", str(sample_dataset_dir), "--output_dir", str(out), *QUICK,
+    ]  # fmt: skip
+    with output_lock(out, what="training"):
+        assert main(argv) == 2
+    errors = _errors(caplog)
+    assert len(errors) == 1 and f"training pid {os.getpid()}" in errors[0], errors
+    assert not out.exists()

@@ -101,3 +101,26 @@ def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_datas
     run_and_kill(again, _env(tmp_path, deepspeed=True, stop_at="step:6"))
     run_sft(again, tmp_path)
     check_resumed_run(out, interrupted, "step:6", save_steps=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_resume_at_max_steps(stage, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
+    """max_steps 5 with 2 steps an epoch, killed after checkpoint-5 and before the final save: the
+    rerun ends at step 5 with the uninterrupted run's weights (it used to train step 6)."""
+    ds_file = tmp_path / f"zero{stage}.json"
+    ds_file.write_text(json.dumps(zero_config(stage)))
+
+    def args(out) -> list[str]:
+        return [
+            "--config", str(TINY / "full.yaml"), "--model_name_or_path", str(tiny_model_dir),
+            "--dataset_dir", str(sample_dataset_dir), "--output_dir", str(out), "--deepspeed", str(ds_file),
+            "--max_train_samples", "4", "--per_device_train_batch_size", "2",
+            "--save_steps", "2", "--max_steps", "5",
+        ]  # fmt: skip
+
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    run_sft(args(straight), tmp_path)
+    run_and_kill(args(interrupted), _env(tmp_path, deepspeed=True, stop_at="end:5"))
+    run_sft(args(interrupted), tmp_path)
+    check_resumed_run(straight, interrupted, "end:5", save_steps=2)

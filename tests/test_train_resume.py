@@ -26,7 +26,8 @@ from tests.test_train import TINY, sample_dataset_dir  # noqa: F401
 from train.callbacks import RUN_SUMMARY
 
 # The driver: train.sft's command line, plus a callback that waits forever at HMER_STOP_AT
-# ("step:N" after step N, "save:N" inside the save of step N) once it has touched HMER_STOP_FLAG.
+# ("step:N" after step N, "save:N" inside the save of step N, "end:N" when training ends at step N,
+# after its last checkpoint and before the final save) once it has touched HMER_STOP_FLAG.
 DRIVER = """
 import os, sys, time
 from transformers import TrainerCallback
@@ -48,6 +49,9 @@ class WaitToBeKilled(TrainerCallback):
             self._wait(state)
     def on_save(self, args, state, control, **kw):
         if self.kind == "save":
+            self._wait(state)
+    def on_train_end(self, args, state, control, **kw):
+        if self.kind == "end":  # after the last checkpoint, before the final save
             self._wait(state)
 
 if os.environ.get("HMER_STOP_AT"):
@@ -118,13 +122,22 @@ def final_weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / name))
 
 
+def max_difference(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> float:
+    return max((expected[k].float() - got[k].float()).abs().max().item() for k in expected)
+
+
 def check_resumed_run(straight: Path, interrupted: Path, stop_at: str, save_steps: int = SAVE_STEPS) -> None:
     """The rerun of the killed run resumed from the right checkpoint and ended where the
     uninterrupted run ended: same steps, same mean loss, the same tensors bit for bit."""
     kind, step = stop_at.split(":")
     summary = json.loads((interrupted / RUN_SUMMARY).read_text())
     reference = json.loads((straight / RUN_SUMMARY).read_text())
-    last_complete = int(step) - save_steps if kind == "save" else int(step) // save_steps * save_steps
+    if kind == "end":  # the Trainer checkpoints the last step too
+        last_complete = int(step)
+    elif kind == "save":  # the checkpoint before the one the kill cut short
+        last_complete = (int(step) - 1) // save_steps * save_steps
+    else:
+        last_complete = int(step) // save_steps * save_steps
     assert summary["resumed_from"] == str(interrupted / f"checkpoint-{last_complete}")
     if kind == "save":  # the checkpoint the kill cut short was set aside, not resumed from
         assert (interrupted / f"incomplete-checkpoint-{step}").is_dir()
@@ -134,7 +147,10 @@ def check_resumed_run(straight: Path, interrupted: Path, stop_at: str, save_step
     expected, got = final_weights(straight), final_weights(interrupted)
     assert expected.keys() == got.keys() and expected
     differing = [k for k in expected if not torch.equal(expected[k], got[k])]
-    assert not differing, f"{len(differing)} tensors differ, e.g. {differing[:3]}"
+    assert not differing, (
+        f"{len(differing)} tensors differ (max difference {max_difference(expected, got):.3g}), "
+        f"e.g. {differing[:3]}"
+    )
     # The log holds each step once, as the uninterrupted run logged it.
     log = [json.loads(line) for line in (interrupted / "trainer_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log if "loss" in e] == list(range(1, summary["global_step"] + 1))
@@ -168,3 +184,57 @@ def test_sigkill_then_rerun_is_bit_identical(method, tmp_path, sample_dataset_di
     assert not (interrupted / RUN_SUMMARY).exists()
     assert main(args(interrupted)) == 0
     check_resumed_run(straight, interrupted, stop_at)
+
+
+#: max_steps not a whole number of epochs (8 rows, batch 2: 4 steps an epoch): the Trainer also
+#: checkpoints the last step, and a resume from that checkpoint used to train step 8 of 7.
+PARTIAL_EPOCH_STEPS = 7
+PARTIAL_EPOCH_KILLS = ("step:5", "save:7", "end:7")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["full", "lora", "qlora"])
+def test_kill_points_with_a_partial_last_epoch(method, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
+    """Killed mid-run, inside the last checkpoint's save, and after the last checkpoint but before
+    the final save: each rerun ends at step 7, with every tensor equal to the uninterrupted run's."""
+    from train.sft import main
+
+    if method == "qlora":
+        pytest.importorskip("bitsandbytes")
+
+    def args(out: Path) -> list[str]:
+        return [
+            "--config", str(TINY / f"{method}.yaml"),
+            "--model_name_or_path", str(tiny_model_dir),
+            "--dataset_dir", str(sample_dataset_dir),
+            "--output_dir", str(out),
+            "--max_train_samples", "8", "--per_device_train_batch_size", "2",
+            "--max_steps", str(PARTIAL_EPOCH_STEPS), "--save_steps", str(SAVE_STEPS),
+        ]  # fmt: skip
+
+    straight = tmp_path / "straight"
+    assert main(args(straight)) == 0
+    assert json.loads((straight / RUN_SUMMARY).read_text())["global_step"] == PARTIAL_EPOCH_STEPS
+    for stop_at in PARTIAL_EPOCH_KILLS:
+        interrupted = tmp_path / f"interrupted-{stop_at.replace(':', '-')}"
+        (tmp_path / "stopped.flag").unlink(missing_ok=True)
+        run_and_kill(args(interrupted), _env(tmp_path, False, stop_at))
+        assert not (interrupted / RUN_SUMMARY).exists()
+        assert main(args(interrupted)) == 0
+        check_resumed_run(straight, interrupted, stop_at)
+        # A finished run stays a no-op.
+        before = (interrupted / RUN_SUMMARY).read_bytes()
+        assert main(args(interrupted)) == 0
+        assert (interrupted / RUN_SUMMARY).read_bytes() == before
+
+
+def test_the_wrapped_trainer_method_keeps_its_signature():
+    """train.checkpoints.finish_without_steps_past_max wraps this private Trainer method."""
+    import inspect
+
+    from transformers import Trainer
+
+    params = list(inspect.signature(Trainer._init_training_state).parameters)
+    assert params == [
+        "self", "max_steps", "num_update_steps_per_epoch", "num_train_epochs", "resume_from_checkpoint", "trial"
+    ]  # fmt: skip

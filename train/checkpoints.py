@@ -87,6 +87,38 @@ class CheckpointCompleteCallback(TrainerCallback):
         return control
 
 
+def finish_without_steps_past_max(trainer) -> None:
+    """Make a resume from a checkpoint that already reached ``max_steps`` train nothing more.
+
+    The Trainer checkpoints the last step too (``save_strategy: steps``), so a run killed after that
+    save and before its final ``save_model`` resumes from ``checkpoint-<max_steps>``. The Trainer then
+    places itself at epoch ``max_steps // steps_per_epoch`` and skips ``max_steps % steps_per_epoch``
+    batches of it; when ``max_steps`` is not a whole number of epochs that epoch still has batches
+    left, and its loop checks ``global_step >= max_steps`` only *after* a step: it trained step
+    ``max_steps + 1``. (With whole epochs the epoch loop is already past its end and nothing runs.)
+    Here such a resume starts past the last epoch, so the Trainer goes straight to the end of
+    training with the checkpoint's weights and state. Wraps the Trainer's private
+    ``_init_training_state`` (tests/test_train_resume.py checks its signature).
+    """
+    original = trainer._init_training_state
+
+    def init_training_state(
+        max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+    ):
+        epochs_trained, steps_in_epoch = original(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        if resume_from_checkpoint is not None and trainer.state.global_step >= max_steps > 0:
+            logger.info(
+                "the checkpoint already reached max_steps %d: no step left to train, finishing the run",
+                max_steps,
+            )
+            return num_train_epochs, 0
+        return epochs_trained, steps_in_epoch
+
+    trainer._init_training_state = init_training_state
+
+
 # --------------------------------------------------------------------------- #
 # Loading a full model's weights back into the live model
 # --------------------------------------------------------------------------- #

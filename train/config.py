@@ -17,7 +17,6 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
 from transformers import TrainingArguments
 
 from data_prep.contract import MAX_PIXELS, MIN_PIXELS, ImageBounds
@@ -188,18 +187,17 @@ NO_GPU_MESSAGE = (
 
 def load_recipe_file(path: str | Path) -> dict:
     """A recipe file as a mapping, without the ``run_info`` record a run folder's copy carries."""
-    from train.run_folder import RUN_INFO_KEY
+    from train.recipe_file import RecipeFileError, read_recipe_mapping
+    from train.run_folder import INPUTS_KEY, RUN_INFO_KEY
 
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe {path} not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise RecipeError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if not isinstance(data, dict):
-        raise RecipeError(f"recipe {path} must be a YAML mapping of keys to values")
+        data = read_recipe_mapping(path)
+    except RecipeFileError as err:
+        raise RecipeError(str(err)) from None
+    if not data:
+        raise RecipeError(f"recipe {path} is empty: it must be a YAML mapping of keys to values")
     data.pop(RUN_INFO_KEY, None)
+    data.pop(INPUTS_KEY, None)
     return data
 
 

@@ -19,8 +19,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 logger = logging.getLogger("train.launch")
 
 #: Options this launcher consumes; everything else goes to train.sft unchanged.
@@ -39,10 +37,9 @@ def recipe_accelerate_config(recipe: str | Path, sft_args: Sequence[str]) -> str
     if "--accelerate_config" in args:
         value = args[args.index("--accelerate_config") + 1]
         return None if value.lower() in ("", "none", "null") else value
-    data = yaml.safe_load(Path(recipe).read_text())
-    if not isinstance(data, dict):
-        raise ValueError(f"recipe {recipe} must be a YAML mapping")
-    return data.get("accelerate_config")
+    from train.recipe_file import read_recipe_mapping
+
+    return read_recipe_mapping(recipe).get("accelerate_config")
 
 
 def plan_command(
@@ -104,7 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("recipe %s not found", launch.config)
         return 2
     gpus = visible_gpus()
-    command, in_process = plan_command(launch.config, sft_args, gpus, launch)
+    try:
+        command, in_process = plan_command(launch.config, sft_args, gpus, launch)
+    except ValueError as err:  # RecipeFileError included: a recipe that cannot be read
+        logger.error("%s", err)
+        return 2
     print(f"[train.launch] {gpus} CUDA GPU(s) visible; running: {shlex.join(command)}", flush=True)
     if launch.dry_run:
         return 0

@@ -355,6 +355,8 @@ def load_model(
     qconfig = quantization_config(load_in_4bit, dtype if dtype != "auto" else "bfloat16")
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
+    from safetensors import SafetensorError
+
     try:
         model = AutoModelForImageTextToText.from_pretrained(source.base, **kwargs)
     except OSError as err:
@@ -362,10 +364,21 @@ def load_model(
             f"cannot load model weights from {source.base!r}: {err}. Give a local folder with "
             "config.json and *.safetensors, or a hub id on a machine with hub access."
         ) from err
+    except SafetensorError as err:  # a truncated or damaged file (a copy cut short, a full disk)
+        raise ModelLoadError(
+            f"the weights in {source.base!r} are damaged or truncated ({err}); copy or download "
+            "the model again"
+        ) from None
     if source.adapter:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, source.adapter, is_trainable=is_trainable)
+        try:
+            model = PeftModel.from_pretrained(model, source.adapter, is_trainable=is_trainable)
+        except SafetensorError as err:
+            raise ModelLoadError(
+                f"the adapter weights in {source.adapter!r} are damaged or truncated ({err}); copy "
+                "or train the adapter again"
+            ) from None
         if merge_adapter:
             model = model.merge_and_unload()
     return model

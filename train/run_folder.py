@@ -7,6 +7,11 @@
 * A rerun into the same folder must resolve to the same keys: it resumes (or, once
   ``run_summary.json`` exists, does nothing and says so); different keys are refused in one line
   that names them, since mixing two settings in one run folder gives weights neither made.
+* ``inputs`` in ``recipe.yaml``: the content fingerprint of every dataset split the run reads
+  (:mod:`data_prep.fingerprint`); a rerun after the dataset was rebuilt with other content is
+  refused in one line naming what changed, never resumed on the new data.
+* A folder where nothing was trained yet (no checkpoint, no summary: a start that failed) takes the
+  corrected rerun's settings; its ``recipe.yaml`` never blocks it.
 * ``training_items.jsonl``: the id, source and SHA-256 of the image bytes of every training row, so
   evaluation can warn when a test item was trained on.
 """
@@ -29,6 +34,9 @@ from data_prep.io_utils import write_text_atomic
 
 RECIPE_FILE = "recipe.yaml"
 RUN_INFO_KEY = "run_info"
+#: The fingerprints of what the run read (``{"dataset": {split: fingerprint}}``): a record checked
+#: on every rerun, ignored when the file is loaded as a recipe.
+INPUTS_KEY = "inputs"
 TRAINING_ITEMS = "training_items.jsonl"
 
 #: Keys that may change between a run and its resume: they change how a run is watched or
@@ -137,11 +145,64 @@ def run_info() -> dict[str, Any]:
 
 
 def read_recipe_file(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise RunMismatch(f"{path} is not a YAML mapping; move it away to start this run fresh")
+    from train.recipe_file import RecipeFileError, read_recipe_mapping
+
+    try:
+        data = read_recipe_mapping(path, what="the run folder's recipe")
+    except RecipeFileError as err:
+        raise RunMismatch(f"{err}; move it away to start this run fresh") from None
     data.pop(RUN_INFO_KEY, None)
+    data.pop(INPUTS_KEY, None)
     return data
+
+
+def read_recorded_inputs(output_dir: str | Path) -> dict[str, Any] | None:
+    """The ``inputs`` record of a run folder's ``recipe.yaml`` (None when it has none)."""
+    from train.recipe_file import RecipeFileError, read_recipe_mapping
+
+    try:
+        inputs = read_recipe_mapping(Path(output_dir) / RECIPE_FILE).get(INPUTS_KEY)
+    except RecipeFileError:
+        return None
+    return inputs if isinstance(inputs, dict) else None
+
+
+def dataset_fingerprints(dataset_dir: str | Path, splits: Iterable[str | None]) -> dict[str, Any]:
+    """``{split: fingerprint}`` of the dataset splits a run reads, from the dataset's manifest."""
+    from data_prep.fingerprint import read_split_fingerprint
+
+    return {split: read_split_fingerprint(dataset_dir, split) for split in splits if split}
+
+
+def input_changes(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """``dataset split 'train': answers changed (...)`` for every recorded input whose content
+    changed (nothing when the folder recorded no inputs: older run folders)."""
+    from data_prep.fingerprint import fingerprint_changes
+
+    if not recorded:
+        return []
+    changes = []
+    for kind, splits in current.items():
+        before = recorded.get(kind)
+        if not isinstance(before, dict):
+            continue
+        for split, fingerprint in splits.items():
+            if split not in before:
+                continue
+            change = fingerprint_changes(before[split], fingerprint)
+            if change:
+                changes.append(f"{kind} split {split!r}: {change}")
+    return changes
+
+
+def nothing_trained(output_dir: str | Path) -> bool:
+    """No checkpoint folder (complete or not) and no run summary: a start that failed before the
+    first save; its settings bind nothing."""
+    from train.callbacks import RUN_SUMMARY
+    from train.checkpoints import checkpoint_dirs
+
+    output_dir = Path(output_dir)
+    return not checkpoint_dirs(output_dir) and not (output_dir / RUN_SUMMARY).exists()
 
 
 def recipe_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -156,13 +217,27 @@ def recipe_differences(recorded: dict[str, Any], current: dict[str, Any]) -> lis
     return diffs
 
 
-def check_rerun(output_dir: str | Path, recipe: dict[str, Any]) -> bool:
-    """Whether ``output_dir`` already holds a run with these settings; a :class:`RunMismatch` when
-    it holds one with others."""
+def check_rerun(output_dir: str | Path, recipe: dict[str, Any], inputs: dict[str, Any] | None = None) -> bool:
+    """Whether ``output_dir`` already holds a run with these settings and inputs; a
+    :class:`RunMismatch` when it holds one with other settings, or one whose dataset has changed
+    since. A folder where nothing was trained yet is taken as new (False)."""
+    import logging
+
     path = Path(output_dir) / RECIPE_FILE
     if not path.is_file():
         return False
+    if nothing_trained(output_dir):
+        logging.getLogger(__name__).info(
+            "%s holds no checkpoint of an earlier start: its recipe is replaced by this run's", path
+        )
+        return False
     diffs = recipe_differences(read_recipe_file(path), recipe)
+    changed = input_changes(read_recorded_inputs(output_dir), inputs or {})
+    if changed:
+        raise RunMismatch(
+            f"{output_dir} holds a run trained on other data: {'; '.join(changed)}. Rebuild the "
+            f"data it was trained on to resume it, or give a new --output_dir to train on this data"
+        )
     if diffs:
         shown = ", ".join(diffs[:6]) + (f" and {len(diffs) - 6} more" if len(diffs) > 6 else "")
         raise RunMismatch(
@@ -172,17 +247,21 @@ def check_rerun(output_dir: str | Path, recipe: dict[str, Any]) -> bool:
     return True
 
 
-def write_recipe(output_dir: str | Path, recipe: dict[str, Any]) -> Path:
+def write_recipe(
+    output_dir: str | Path, recipe: dict[str, Any], inputs: dict[str, Any] | None = None
+) -> Path:
     path = Path(output_dir) / RECIPE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (
         "# The resolved recipe of this run (file + command-line overrides + defaults), written by\n"
         "# train.sft before the first step. `python -m train.sft --config THIS_FILE` runs it again;\n"
-        f"# {RUN_INFO_KEY} (versions, git commit) is a record only and is ignored on load.\n"
+        f"# {RUN_INFO_KEY} (versions, git commit) and {INPUTS_KEY} (dataset fingerprints, checked on\n"
+        "# every rerun) are records only and are ignored on load.\n"
     )
     body = yaml.safe_dump(recipe, sort_keys=True, allow_unicode=True)
     info = yaml.safe_dump({RUN_INFO_KEY: run_info()}, sort_keys=False)
-    write_text_atomic(path, header + body + info)
+    record = yaml.safe_dump({INPUTS_KEY: inputs}, sort_keys=True) if inputs else ""
+    write_text_atomic(path, header + body + info + record)
     return path
 
 

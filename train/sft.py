@@ -23,6 +23,7 @@ from train.engines.preload import import_unsloth_first
 if __name__ == "__main__":  # Unsloth's patches apply only if it is imported before transformers/trl/peft
     import_unsloth_first(sys.argv[1:])
 
+from data_prep.output_lock import OutputLocked  # noqa: E402
 from train.checkpoints import CheckpointLoadError  # noqa: E402
 from train.config import (  # noqa: E402
     HmerTrainingArguments,
@@ -143,6 +144,23 @@ def resume_checkpoint(script_args: ScriptArguments, training_args: HmerTrainingA
     return str(found) if found else None
 
 
+def refuse_input_overlap(model_args: ModelArguments, script_args: ScriptArguments, training_args) -> None:
+    """A :class:`RecipeError` when ``output_dir`` is, lies inside or contains the base model folder
+    or the dataset: the run would overwrite the base weights or write model files among the shards.
+    A hub id (no such local folder) cannot overlap."""
+    from data_prep.path_guard import OutputOverlapsInput, refuse_overlap
+
+    model = model_args.model_name_or_path
+    inputs = {
+        "base model": model if model and Path(model).exists() else None,
+        "dataset": script_args.dataset_dir,
+    }
+    try:
+        refuse_overlap(training_args.output_dir, inputs)
+    except OutputOverlapsInput as err:
+        raise RecipeError(str(err)) from None
+
+
 def finished_summary(output_dir: Path) -> dict[str, Any] | None:
     from train.callbacks import RUN_SUMMARY
 
@@ -167,16 +185,28 @@ def train(
 
     from data_prep.io_utils import write_text_atomic
     from train.callbacks import RUN_SUMMARY, RunSummaryCallback, SaveProcessorCallback
-    from train.checkpoints import CheckpointCompleteCallback
+    from train.checkpoints import CheckpointCompleteCallback, finish_without_steps_past_max
     from train.curves import TrainingCurvesCallback
     from train.engines import get_build_trainer, select_engine
     from train.modeling import save_processor
-    from train.run_folder import check_rerun, resolved_recipe, write_recipe, write_training_items
+    from train.run_folder import (
+        check_rerun,
+        dataset_fingerprints,
+        resolved_recipe,
+        write_recipe,
+        write_training_items,
+    )
 
     output_dir = Path(training_args.output_dir)
     main_process = training_args.process_index == 0
+    refuse_input_overlap(model_args, script_args, training_args)
     settings = resolved_recipe(model_args, script_args, training_args)
-    known = check_rerun(output_dir, settings)
+    inputs = {
+        "dataset": dataset_fingerprints(
+            script_args.dataset_dir, (script_args.train_split, script_args.eval_split)
+        )
+    }
+    known = check_rerun(output_dir, settings, inputs)
     done = finished_summary(output_dir) if known else None
     if done is not None:
         logger.info(
@@ -188,7 +218,7 @@ def train(
         )
         return {**done, "already_finished": True}
     if main_process and not known:
-        logger.info("resolved recipe written to %s", write_recipe(output_dir, settings))
+        logger.info("resolved recipe written to %s", write_recipe(output_dir, settings, inputs))
 
     set_seed(training_args.seed)
     engine, reason = select_engine(model_args, training_args)
@@ -217,6 +247,7 @@ def train(
     trainer, processor = build_trainer(
         model_args, script_args, training_args, train_dataset, list(callbacks), **extra
     )
+    finish_without_steps_past_max(trainer)  # a resume at max_steps trains no step max_steps + 1
     summary_callback = RunSummaryCallback(engine, recipe)
     # Order matters: the completeness marker is written after the processor files.
     trainer.add_callback(SaveProcessorCallback(processor))
@@ -256,6 +287,18 @@ def train(
     return summary
 
 
+def training_lock(training_args: HmerTrainingArguments):
+    """The output folder's exclusive lock (:mod:`data_prep.output_lock`), on the main process only:
+    the other ranks of a multi-process run write nothing on their own."""
+    import contextlib
+
+    from data_prep.output_lock import output_lock
+
+    if training_args.process_index != 0:
+        return contextlib.nullcontext()
+    return output_lock(training_args.output_dir, what="training")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -266,8 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     recipe = argv[argv.index("--config") + 1] if "--config" in argv else None
     try:
-        summary = train(model_args, script_args, training_args, recipe=recipe)
-    except (RecipeError, RunMismatch, CheckpointLoadError) as err:
+        refuse_input_overlap(model_args, script_args, training_args)  # before the lock writes beside it
+        with training_lock(training_args):
+            summary = train(model_args, script_args, training_args, recipe=recipe)
+    except (RecipeError, RunMismatch, CheckpointLoadError, OutputLocked) as err:
         logger.error("%s", err)
         return 2
     except ModelLoadError as err:

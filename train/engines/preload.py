@@ -42,10 +42,12 @@ def unsloth_wanted(argv: Sequence[str]) -> bool:
     config = _option(argv, "config")
     data: dict = {}
     if config and Path(config).is_file():
-        import yaml
+        from train.recipe_file import RecipeFileError, read_recipe_mapping
 
-        loaded = yaml.safe_load(Path(config).read_text())
-        data = loaded if isinstance(loaded, dict) else {}
+        try:
+            data = read_recipe_mapping(config)
+        except RecipeFileError:
+            data = {}  # train.sft's own parse reports it in one line
 
     def value(key, default=None):
         override = _option(argv, key)

@@ -1,0 +1,55 @@
+"""Reading a training recipe file into a mapping, every fault one line.
+
+Light on purpose (only ``yaml``): ``train.engines.preload`` and ``train.launch`` read the recipe
+before transformers may be imported. A recipe that is not UTF-8, not valid YAML, or not a mapping
+(a list, a bare string) is a :class:`RecipeFileError` that says which and where, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class RecipeFileError(ValueError):
+    """A recipe file that cannot be read as a YAML mapping."""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def read_recipe_mapping(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """The YAML mapping in ``path`` (an empty file is an empty mapping)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeFileError(f"{what} {path} not found")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeFileError(
+            f"{what} {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            "save it as UTF-8"
+        ) from None
+    except OSError as err:
+        raise RecipeFileError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RecipeFileError(f"{what} {path} is not valid YAML: {_yaml_problem(err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeFileError(
+            f"{what} {path} must be a YAML mapping of keys to values (`learning_rate: 1.0e-5`), "
+            f"not a {type(data).__name__}"
+        )
+    return data
+
+
+__all__ = ["RecipeFileError", "read_recipe_mapping"]
