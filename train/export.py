@@ -16,7 +16,9 @@ Formats:
   Not servable by vLLM 0.33 (no bitsandbytes method): use ``w4a16`` for vLLM.
 * ``w4a16``: 4-bit weights, 16-bit activations (GPTQ, group size 128) made with llm-compressor and
   calibrated on training images; saved in the compressed-tensors format vLLM serves.
-* ``gguf``: llama.cpp's converter is not a Python package, so this prints the commands instead.
+* ``gguf``: llama.cpp's own converter, unpacked from the ``llama-cpp-python`` sdist on PyPI
+  (``make fetch-llama-cpp``): ``model-TYPE.gguf`` + ``mmproj-model-f16.gguf`` (train/export_gguf.py;
+  ``--gguf-type f16|q8_0|...``, Q4_K_M where a ``llama-quantize`` binary is found).
 
 ``--adapter`` takes a LoRA adapter folder as the trainer writes it; the quantised formats also take
 a model folder (a merged export). Every export is built in a temporary folder beside the output and
@@ -686,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--eval-summary", help="summary.json of eval.evaluate: its table goes into the model card"
     )
+    parser.add_argument("--gguf-type", default="f16", help="gguf: f32, f16, bf16, q8_0 (or Q4_K_M ...)")
     group = parser.add_argument_group("w4a16 calibration")
     group.add_argument("--calibration-data", help="a built dataset folder (python -m data_prep.build)")
     group.add_argument("--calibration-split", default="train")
@@ -738,8 +741,9 @@ def run(args: argparse.Namespace) -> Path | None:
             overwrite=args.overwrite,
         )
     check_source(args.adapter, "gguf")
-    print(gguf_instructions(args.adapter, output_dir))
-    return None
+    from train.export_gguf import export_gguf
+
+    return export_gguf(args.adapter, output_dir, args.gguf_type, dtype=args.dtype, overwrite=args.overwrite)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 #: Where ``fetch`` unpacks the converter (HMER_LLAMA_CPP_DIR overrides).
-DEFAULT_CACHE = Path(".cache") / "llama.cpp"
+DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "llama.cpp"
 #: What the converter writes itself; the k-quants need ``llama-quantize`` (a llama.cpp build).
 CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 QUANTIZE_TYPES = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q4_0")
@@ -51,7 +51,7 @@ MIN_PIXELS_KEY, MAX_PIXELS_KEY = "hmer.image.min_pixels", "hmer.image.max_pixels
 _KEEP = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
 
 
-class GGUFError(RuntimeError):
+class GGUFError(ValueError):
     """A GGUF export that cannot go ahead (one line for the user)."""
 
 
@@ -246,6 +246,32 @@ def convert(
         os.replace(staging, output_dir)
         staging.mkdir()  # TemporaryDirectory removes it again
     return {"model": output_dir / model_file.name, "mmproj": output_dir / "mmproj-model-f16.gguf"}
+
+
+def export_gguf(
+    source: str | Path,
+    output_dir: str | Path,
+    outtype: str = "f16",
+    dtype: str = "bfloat16",
+    overwrite: bool = False,
+) -> Path:
+    """``train.export --format gguf``: a merged model folder is converted as it is; a LoRA adapter
+    is merged first (``train.export.export_merged``, in a temporary folder)."""
+    if not (converter_dir() / "convert_hf_to_gguf.py").is_file():
+        raise GGUFError(
+            f"llama.cpp's converter is not in {converter_dir()}: run `make fetch-llama-cpp` first"
+        )
+    source = Path(source)
+    if (source / "config.json").is_file():
+        convert(source, output_dir, outtype, overwrite=overwrite)
+        return Path(output_dir)
+    from train.export import export_merged
+
+    Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(output_dir).parent, prefix=".merged-for-gguf.") as tmp:
+        merged = export_merged(source, Path(tmp) / "merged", dtype=dtype)
+        convert(merged, output_dir, outtype, overwrite=overwrite)
+    return Path(output_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
