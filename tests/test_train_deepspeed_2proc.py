@@ -7,7 +7,8 @@ launches them: ``python -m train.launch --num_processes 2`` with the recipe's ac
   accumulation averages each micro-batch's mean. With one sample per rank the two runs see the same
   samples in the same groups and the curves agree to float tolerance (measured: identical, 0.0); a
   run of 1 process x 2 samples against 2 x 1 would differ by the weighting itself (~1e-2), not by float.
-* kill -9 of the whole process group (launcher and both ranks) mid-run, then the same command again:
+* kill -9 of the whole run (the launcher and both ranks, which torch starts in sessions of their
+  own) mid-run, then the same command again:
   the run resumes from its last DeepSpeed checkpoint and ends with the same weights, bit for bit, as
   an uninterrupted two-process run.
 
@@ -84,9 +85,28 @@ def launch(args: list[str], env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc: the launcher's children, the ranks, theirs)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
 def launch_and_kill_group(args: list[str], config: Path, env: dict[str, str], driver: Path) -> None:
-    """The same two-process launch with the test driver (it waits at HMER_STOP_AT), then SIGKILL
-    to the whole process group: the accelerate launcher and both ranks die at once."""
+    """The same two-process launch with the test driver (it waits at HMER_STOP_AT), then SIGKILL to
+    the launcher and both ranks at once. torch's elastic agent starts each rank in a session of its
+    own (``start_new_session``), so killing the launcher's process group alone leaves the ranks
+    running as orphans: every process of the tree is killed, by id."""
     command = cpu_command(str(config), 2, [str(driver), *args])
     flag = Path(env["HMER_STOP_FLAG"])
     proc = subprocess.Popen(
@@ -107,10 +127,28 @@ def launch_and_kill_group(args: list[str], config: Path, env: dict[str, str], dr
             time.sleep(0.1)
         time.sleep(1.0)  # let the other rank reach the same step
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        tree = process_tree(proc.pid)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait(timeout=60)
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    assert len(tree) >= 3, f"expected the launcher and two ranks, killed {tree}"
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in tree[1:]):
+        assert time.monotonic() < deadline, "a rank survived SIGKILL"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def losses(out: Path) -> list[float]:
