@@ -85,3 +85,25 @@ def test_make_export_format_gguf_from_an_adapter(adapter_dir, tmp_path):  # noqa
     assert export.main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["mmproj-model-f16.gguf", "model-f16.gguf"]
     assert not list(tmp_path.glob(".merged-for-gguf.*"))  # the intermediate merge is cleaned up
+
+
+def test_presize_gives_llama_cpp_the_image_the_hf_processor_sees(merged_bf16, tmp_path):  # noqa: F811
+    """``presize`` (bounds read back from the GGUF) leaves sides that are multiples of 28, and the
+    HF processor makes the same patch grid from it as from the original image."""
+    from PIL import Image
+
+    from data_prep.contract import ImageBounds, prepare_image
+    from tests.test_export import SAMPLE_IMAGES
+    from train.export_gguf import gguf_bounds, presize
+    from train.modeling import load_processor
+
+    files = convert(merged_bf16, tmp_path / "gguf", "f16")
+    min_pixels, max_pixels = gguf_bounds(files["mmproj"])
+    source = sorted(SAMPLE_IMAGES.glob("*.bmp"))[0]
+    width, height = presize(source, tmp_path / "pre.png", min_pixels, max_pixels)
+    assert width % 28 == 0 and height % 28 == 0 and min_pixels <= width * height <= max_pixels
+    bounds = ImageBounds(min_pixels=min_pixels, max_pixels=max_pixels)
+    image_processor = load_processor(str(merged_bf16), bounds=bounds).image_processor
+    original = image_processor(images=[prepare_image(Image.open(source), bounds)], return_tensors="pt")
+    presized = image_processor(images=[Image.open(tmp_path / "pre.png")], return_tensors="pt")
+    assert presized["image_grid_thw"].tolist() == original["image_grid_thw"].tolist()

@@ -274,6 +274,34 @@ def export_gguf(
     return Path(output_dir)
 
 
+def presize(image_path: str | Path, output: str | Path, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The image exactly as the HF processor sees it (``prepare_image`` within the bounds, then
+    Qwen's own rounding to multiples of 28), saved as PNG: llama.cpp then has nothing left to
+    resize. Returns (width, height)."""
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    from data_prep.contract import ImageBounds, prepare_image
+
+    prepared = prepare_image(
+        Image.open(image_path), ImageBounds(min_pixels=min_pixels, max_pixels=max_pixels)
+    )
+    height, width = smart_resize(prepared.height, prepared.width, 28, min_pixels, max_pixels)
+    prepared.resize((width, height), Image.Resampling.BICUBIC).save(output, format="PNG")
+    return width, height
+
+
+def gguf_bounds(path: str | Path, cache: str | Path | None = None) -> tuple[int, int]:
+    """The ``hmer.image.*`` bounds stored in a GGUF file (read with the cached gguf-py)."""
+    sys.path.insert(0, str(converter_dir(cache) / "gguf-py"))
+    import gguf
+
+    fields = gguf.GGUFReader(path).fields
+    if MAX_PIXELS_KEY not in fields:
+        raise GGUFError(f"{path} has no {MAX_PIXELS_KEY}: not exported by this project; pass the bounds")
+    return int(fields[MIN_PIXELS_KEY].contents()), int(fields[MAX_PIXELS_KEY].contents())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_run"]:
@@ -289,9 +317,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     conv.add_argument("--outtype", default="f16", help=f"{', '.join(CONVERTER_TYPES + QUANTIZE_TYPES)}")
     conv.add_argument("--cache", default=None)
     conv.add_argument("--overwrite", action="store_true")
+    pre = sub.add_parser("presize", help="an image -> the PNG to give llama.cpp (the project's pre-sizing)")
+    pre.add_argument("image")
+    pre.add_argument("output")
+    pre.add_argument("--gguf", help="read the bounds from this GGUF (model or mmproj)")
+    pre.add_argument("--min-pixels", type=int)
+    pre.add_argument("--max-pixels", type=int)
     args = parser.parse_args(argv)
     try:
-        if args.command == "fetch":
+        if args.command == "presize":
+            if args.gguf:
+                bounds = gguf_bounds(args.gguf)
+            elif args.min_pixels and args.max_pixels:
+                bounds = (args.min_pixels, args.max_pixels)
+            else:
+                raise GGUFError("give --gguf FILE or both --min-pixels and --max-pixels")
+            width, height = presize(args.image, args.output, *bounds)
+            print(f"{args.output}: {width}x{height}")
+        elif args.command == "fetch":
             print(fetch(args.cache))
         else:
             for kind, path in convert(
