@@ -132,9 +132,18 @@ mine-errors: $(STAMP)  ## Error-driven learning: mine wrong predictions by k-fol
 score: $(STAMP)  ## Score predictions files: make score PRED=a.jsonl [PRED2=b.jsonl]
 	$(PY) -m eval.score $(PRED) $(PRED2) $(ARGS)
 
+# llama.cpp's converter + gguf-py, unpacked from the llama-cpp-python sdist on PyPI (train/export/gguf.py).
+LLAMA_CPP := .cache/llama.cpp/llama-cpp-python-0.3.36/convert_hf_to_gguf.py
+$(LLAMA_CPP): train/export/gguf.py | $(STAMP)
+	$(PY) -m train.export.gguf fetch
+	@touch $(LLAMA_CPP)
+
+.PHONY: fetch-llama-cpp
+fetch-llama-cpp: $(LLAMA_CPP)  ## Unpack llama.cpp's GGUF converter from the llama-cpp-python sdist (PyPI) into .cache/
+
 # w4a16 runs in $(QUANT_VENV) (llm-compressor), every other format in $(VENV).
 EXPORT_VENV = $(if $(filter w4a16,$(FORMAT)),$(QUANT_VENV),$(VENV))
-export: $(if $(filter w4a16,$(FORMAT)),$(QUANT_STAMP),$(STAMP))  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16
+export: $(if $(filter w4a16,$(FORMAT)),$(QUANT_STAMP),$(STAMP)) $(if $(filter gguf,$(FORMAT)),$(LLAMA_CPP))  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16|gguf [ARGS="--gguf-type q8_0"]
 	$(EXPORT_VENV)/bin/python -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
 
 predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"

@@ -37,7 +37,7 @@ def test_labels_cover_exactly_the_answer(rows, processor):
     for i, row in enumerate(rows):
         trained = batch["input_ids"][i][batch["labels"][i] != IGNORE_INDEX]
         assert len(trained) > 0
-        assert tokenizer.decode(trained) == row["answer"] + tokenizer.eos_token
+        assert tokenizer.decode(trained) == row["answer"] + tokenizer.eos_token + "\n"
     # Image tokens and padding are never trained.
     image_token = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     assert not ((batch["input_ids"] == image_token) & (batch["labels"] != IGNORE_INDEX)).any()
@@ -75,3 +75,32 @@ def test_overlong_samples_are_skipped_and_counted(rows, processor):
     assert collator.skipped["longer_than_max_length"] == len(rows) - kept
     with pytest.raises(CollatorError, match="max_length"):
         VisionSFTCollator(processor, BOUNDS, max_length=min(lengths) - 1)(rows)
+
+
+def test_labels_end_with_the_newline_after_im_end_like_llamafactory(rows, processor):
+    """LLaMA-Factory's qwen2_vl template (the reference's trainer) ends an answer with
+    ``<|im_end|>\\n`` and trains on that newline: the last trained token of every row is the
+    newline, right after ``<|im_end|>``. ``final_newline=False`` (recipe ``label_final_newline:
+    false``) stops the labels at ``<|im_end|>``, one token fewer."""
+    tokenizer = processor.tokenizer
+    end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    (newline_id,) = tokenizer.encode("\n", add_special_tokens=False)
+    parity = VisionSFTCollator(processor, BOUNDS, max_length=4096)(rows)
+    legacy = VisionSFTCollator(processor, BOUNDS, max_length=4096, final_newline=False)(rows)
+    for i in range(len(rows)):
+        trained = parity["input_ids"][i][parity["labels"][i] != IGNORE_INDEX].tolist()
+        assert trained[-2:] == [end_id, newline_id]
+        before = legacy["input_ids"][i][legacy["labels"][i] != IGNORE_INDEX].tolist()
+        assert before == trained[:-1] and before[-1] == end_id
+
+
+def test_unsloth_mask_drops_only_the_newline_after_im_end():
+    import torch
+
+    from train.engines.unsloth_engine import mask_newline_after_end
+
+    end, nl, x = 5, 7, 9
+    ids = torch.tensor([[x, nl, x, end, nl, 0]])
+    batch = {"input_ids": ids, "labels": ids.clone()}
+    masked = mask_newline_after_end(batch, end, [nl])["labels"].tolist()
+    assert masked == [[x, nl, x, end, IGNORE_INDEX, 0]]  # a newline inside the answer stays trained

@@ -70,11 +70,17 @@ class VisionSFTCollator:
     """Callable collator for ``transformers.Trainer`` built on :func:`train.inputs.encode_for_training`."""
 
     def __init__(
-        self, processor: Any, bounds: ImageBounds = DEFAULT_BOUNDS, max_length: int | None = 2048
+        self,
+        processor: Any,
+        bounds: ImageBounds = DEFAULT_BOUNDS,
+        max_length: int | None = 2048,
+        final_newline: bool = True,
     ) -> None:
         self.processor = processor
         self.bounds = bounds
         self.max_length = max_length
+        #: Train on the ``\\n`` after ``<|im_end|>`` (LLaMA-Factory's qwen2_vl template does).
+        self.final_newline = final_newline
         #: Reason -> number of samples skipped so far (reported in the run summary).
         self.skipped: Counter[str] = Counter()
 
@@ -91,7 +97,9 @@ class VisionSFTCollator:
         images = [_as_image(row["image"], row.get("id", "?")) for row in rows]
         prompts = [row["prompt"] for row in rows]
         answers = [row["answer"] for row in rows]
-        batch = encode_for_training(self.processor, images, prompts, answers, bounds=self.bounds)
+        batch = encode_for_training(
+            self.processor, images, prompts, answers, bounds=self.bounds, final_newline=self.final_newline
+        )
         if self.max_length is None:
             return batch
         keep = within_max_length(rows, batch["attention_mask"], self.max_length, self.skipped)
@@ -104,4 +112,5 @@ class VisionSFTCollator:
             [answers[i] for i in keep],
             bounds=self.bounds,
             max_length=self.max_length,
+            final_newline=self.final_newline,
         )

@@ -103,6 +103,13 @@ class ScriptArguments:
         default=MAX_PIXELS,
         metadata={"help": "Image cap (contract: 262,144 px); evaluation must use the same."},
     )
+    label_final_newline: bool = dataclasses.field(
+        default=True,
+        metadata={
+            "help": "Train on the newline after <|im_end|>, as LLaMA-Factory's qwen2_vl template (the "
+            "reference) and the Unsloth engine do; false stops the labels at <|im_end|> (before 2026-12)."
+        },
+    )
     accelerate_config: str | None = dataclasses.field(
         default=None,
         metadata={"help": "accelerate config used by train.launch on GPUs (recipes/accelerate_configs)."},

@@ -26,10 +26,13 @@ def prompt_text(processor_or_tokenizer: Any, prompt: str) -> str:
     )
 
 
-def answer_suffix(processor_or_tokenizer: Any) -> str:
-    """What follows the answer in a training sample: the end-of-turn token the model must learn."""
+def answer_suffix(processor_or_tokenizer: Any, final_newline: bool = True) -> str:
+    """What follows the answer in a training sample, trained with it: the end-of-turn token and,
+    by default, the newline after it, exactly as LLaMA-Factory's ``qwen2_vl`` template (the
+    reference's trainer: ``{{content}}<|im_end|>\\n``) and Qwen's chat template write it.
+    ``final_newline=False`` (recipe ``label_final_newline: false``) stops at ``<|im_end|>``."""
     tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
-    return tokenizer.eos_token or "<|im_end|>"
+    return (tokenizer.eos_token or "<|im_end|>") + ("\n" if final_newline else "")
 
 
 def encode_for_generation(
@@ -58,8 +61,10 @@ def encode_for_training(
     answers: Sequence[str],
     bounds: ImageBounds = DEFAULT_BOUNDS,
     max_length: int | None = None,
+    final_newline: bool = True,
 ) -> dict[str, Any]:
-    """A right-padded training batch whose labels cover only the answer and its end-of-turn token.
+    """A right-padded training batch whose labels cover only the answer and its end of turn
+    (``<|im_end|>`` and, by default, the ``\\n`` after it: see :func:`answer_suffix`).
 
     The prompt (system turn, image placeholder tokens, user text, assistant header) and padding are
     set to :data:`IGNORE_INDEX`. The prompt length is measured by encoding the prompt on its own
@@ -71,7 +76,7 @@ def encode_for_training(
     tokenizer.padding_side = "right"
     prepared = [prepare_image(im, bounds) if im is not None else None for im in images]
     prompt_texts = [prompt_text(processor, p) for p in prompts]
-    suffix = answer_suffix(processor)
+    suffix = answer_suffix(processor, final_newline)
     full_texts = [pt + a + suffix for pt, a in zip(prompt_texts, answers)]
     with_images = [im for im in prepared if im is not None]
     if with_images and len(with_images) != len(prepared):

@@ -6,6 +6,8 @@
 Reads the recipe's ``accelerate_config`` and counts the visible CUDA GPUs. Without a GPU, or with
 one GPU and no accelerate config, it runs ``train.sft`` in this process; otherwise it execs
 ``accelerate launch --config_file CONFIG --num_processes N ... -m train.sft --config RECIPE ...``.
+Without a GPU, ``--num_processes N`` (N > 1) with an accelerate config still launches N processes
+on the CPU (gloo, float32): how CI runs the ZeRO-2/3 recipes in two processes.
 Either way it prints the exact command first. ``--dry_run`` prints it and stops.
 """
 
@@ -42,6 +44,22 @@ def recipe_accelerate_config(recipe: str | Path, sft_args: Sequence[str]) -> str
     return read_recipe_mapping(recipe).get("accelerate_config")
 
 
+def cpu_command(config: str, processes: int, sft: list[str]) -> list[str]:
+    """Several processes on a machine without a GPU (the shape of a multi-GPU run, e.g. in CI):
+    the same accelerate config, in float32 (``--mixed_precision no``: the configs say bf16 for
+    GPUs), over gloo. ``--ddp_backend gloo`` matters: without a backend accelerate sees no
+    distributed run on a CPU and the Trainer counts one process while DeepSpeed counts all."""
+    if "--ddp_backend" not in sft:
+        sft = [*sft, "--ddp_backend", "gloo"]
+    return [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", config,
+        "--num_processes", str(processes),
+        "--mixed_precision", "no",
+        *sft,
+    ]  # fmt: skip
+
+
 def plan_command(
     recipe: str, sft_args: Sequence[str], gpus: int, launch: argparse.Namespace
 ) -> tuple[list[str], bool]:
@@ -50,6 +68,9 @@ def plan_command(
     config = recipe_accelerate_config(recipe, sft_args)
     num_machines = launch.num_machines or 1
     multi_node = num_machines > 1
+    cpu_processes = launch.num_processes if gpus == 0 and not multi_node else None
+    if cpu_processes and cpu_processes > 1 and config:
+        return cpu_command(config, cpu_processes, sft), False
     if gpus == 0 or (gpus == 1 and config is None and not multi_node):
         if config and gpus == 0:
             logger.warning("no CUDA GPU: running in this process without %s", config)

@@ -206,7 +206,12 @@ def build_trainer(
     from train.validation import Validator, cap_loss_rows, exprate_items
 
     model, processor = load_for_training(model_args, script_args, training_args)
-    collator = VisionSFTCollator(processor, bounds=script_args.bounds, max_length=script_args.max_length)
+    collator = VisionSFTCollator(
+        processor,
+        bounds=script_args.bounds,
+        max_length=script_args.max_length,
+        final_newline=script_args.label_final_newline,
+    )
     validator = None
     if eval_dataset is not None:
         items = exprate_items(eval_dataset, script_args.eval_max_items)

@@ -113,18 +113,43 @@ def disable_truncation(collator: Any) -> Any:
     return collator
 
 
+def mask_newline_after_end(batch: dict[str, Any], end_id: int, newline_ids: list[int]) -> dict[str, Any]:
+    """Labels of the newline token right after each ``<|im_end|>`` set to -100 (not trained)."""
+    if len(newline_ids) != 1:
+        raise RecipeError(f"the tokenizer encodes a newline as {len(newline_ids)} tokens; expected one")
+    ids, labels = batch["input_ids"], batch["labels"]
+    after_end = (ids[:, 1:] == newline_ids[0]) & (ids[:, :-1] == end_id)
+    labels[:, 1:][after_end] = -100
+    return batch
+
+
 class _MessagesCollator:
     """Rows -> messages -> Unsloth's vision collator; samples over ``max_length`` tokens are dropped
     and counted (``skipped``, reported in the run summary), never truncated."""
 
-    def __init__(self, inner, bounds: ImageBounds, max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        inner,
+        bounds: ImageBounds,
+        max_length: int | None = None,
+        final_newline: bool = True,
+        tokenizer: Any = None,
+    ) -> None:
+        if not final_newline and tokenizer is None:
+            raise ValueError("label_final_newline: false needs the tokenizer (to find <|im_end|> \\n)")
         self.inner = inner
+        self.tokenizer = tokenizer
         self.bounds = bounds
         self.max_length = max_length
+        #: Unsloth trains on the chat template's ``<|im_end|>\\n`` (LLaMA-Factory parity); False
+        #: masks that ``\\n`` (recipe ``label_final_newline: false``).
+        self.final_newline = final_newline
         self.skipped: Counter[str] = Counter()
 
     def __call__(self, rows):
-        rows = list(rows)
+        return self._end_of_turn(self._collate(list(rows)))
+
+    def _collate(self, rows):
         batch = self.inner([to_messages(row, self.bounds) for row in rows])
         if self.max_length is None:
             return batch
@@ -132,6 +157,13 @@ class _MessagesCollator:
         if len(keep) == len(rows):
             return batch
         return self.inner([to_messages(rows[i], self.bounds) for i in keep])
+
+    def _end_of_turn(self, batch):
+        if self.final_newline:
+            return batch
+        end_id = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        newline = self.tokenizer.encode("\n", add_special_tokens=False)
+        return mask_newline_after_end(batch, end_id, newline)
 
 
 def build_trainer(
@@ -195,7 +227,13 @@ def build_trainer(
         model=model,
         args=sft_config,
         train_dataset=train_dataset,
-        data_collator=_MessagesCollator(collator, script_args.bounds, script_args.max_length),
+        data_collator=_MessagesCollator(
+            collator,
+            script_args.bounds,
+            script_args.max_length,
+            script_args.label_final_newline,
+            tokenizer=processor.tokenizer,
+        ),
         processing_class=processor.tokenizer,
         callbacks=callbacks,
     )

@@ -24,7 +24,7 @@ renamed into place only when complete, and carries a model card (README.md). Opt
 from ``--config export.yaml`` (keys named as the flags).
 
 The package: ``registry.py`` lists the formats (one module each: ``merged.py``, ``bnb_4bit.py``,
-``w4a16.py``, ``gguf_instructions.py``), ``common.py`` resolves and checks the input once,
+``w4a16.py``, ``gguf.py``), ``common.py`` resolves and checks the input once,
 ``card.py`` writes the model card, ``sizes.py`` estimates sizes, ``options.py`` declares the
 options and ``cli.py`` parses them.
 """
@@ -34,7 +34,7 @@ from train.export.bnb_4bit import export_bnb_4bit
 from train.export.card import CardOptions
 from train.export.cli import build_parser, main, parse_options, run
 from train.export.common import ExportError, load_merged, weights_size
-from train.export.gguf_instructions import gguf_instructions
+from train.export.gguf import GGUFError, export_gguf
 from train.export.merged import export_merged
 from train.export.options import ExportOptions
 from train.export.registry import EXPORT_FORMATS, FORMATS, ExportFormat, check_source, get_format
@@ -59,7 +59,8 @@ __all__ = [
     "export_w4a16",
     "format_size_table",
     "get_format",
-    "gguf_instructions",
+    "export_gguf",
+    "GGUFError",
     "load_merged",
     "main",
     "parse_options",

@@ -37,6 +37,9 @@ class ExportOptions:
     eval_summary: str | None = _field(
         None, "summary.json of eval.evaluate: its table goes into the model card"
     )
+    gguf_type: str = _field(
+        "f16", "gguf: f32, f16, bf16, q8_0 (written by the converter) or Q4_K_M ... (needs llama-quantize)"
+    )
     calibration_data: str | None = _field(
         None, "w4a16 calibration: a built dataset folder (python -m data_prep.build)"
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from train.export import bnb_4bit, gguf_instructions, merged, w4a16
+from train.export import bnb_4bit, gguf, merged, w4a16
 from train.export.common import ExportError, check_input
 from train.modeling import ModelSource
 
@@ -32,7 +32,7 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
         ExportFormat("merged", "LoRA merged into the base, 16-bit safetensors", merged.run, False),
         ExportFormat("bnb-4bit", "bitsandbytes NF4 (transformers on 8-12 GB GPUs)", bnb_4bit.run),
         ExportFormat("w4a16", "GPTQ int4 weights in compressed-tensors (vLLM)", w4a16.run),
-        ExportFormat("gguf", "prints the llama.cpp commands for a GGUF pair", gguf_instructions.run),
+        ExportFormat("gguf", "llama.cpp GGUF pair: language model + mmproj (llama-mtmd-cli, Ollama)", gguf.run),
     )
 }
 #: The ``--format`` names, in the order shown.
