@@ -32,7 +32,9 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
         ExportFormat("merged", "LoRA merged into the base, 16-bit safetensors", merged.run, False),
         ExportFormat("bnb-4bit", "bitsandbytes NF4 (transformers on 8-12 GB GPUs)", bnb_4bit.run),
         ExportFormat("w4a16", "GPTQ int4 weights in compressed-tensors (vLLM)", w4a16.run),
-        ExportFormat("gguf", "llama.cpp GGUF pair: language model + mmproj (llama-mtmd-cli, Ollama)", gguf.run),
+        ExportFormat(
+            "gguf", "llama.cpp GGUF pair: language model + mmproj (llama-mtmd-cli, Ollama)", gguf.run
+        ),
     )
 }
 #: The ``--format`` names, in the order shown.
