@@ -44,10 +44,10 @@ $(STAMP): requirements.txt requirements/quant.txt requirements/gpu.txt requireme
 	PIP_FLAGS="$(PIP_FLAGS)" $(PY) -m scripts.install_sets install $$($(PY) -m scripts.install_sets current $(VENV))
 	@touch $(STAMP)
 
-# KaTeX (pinned in eval/katex_assets.py, fetched with npm, kept in vendor/): the HTML reports inline
+# KaTeX (pinned in eval/report/katex_assets.py, fetched with npm, kept in vendor/): the HTML reports inline
 # it so they typeset their formulas offline.
 KATEX := vendor/katex/package.json
-$(KATEX): eval/katex_assets.py | $(STAMP)
+$(KATEX): eval/report/katex_assets.py | $(STAMP)
 	$(PY) -m eval.katex_assets fetch
 	@touch $(KATEX)
 

@@ -5,8 +5,8 @@
         [--max-new-tokens 256|1024] [--limit N] [--task main|tree_cot|counting] [--vote]
         [--tp 1] [--dp 1] [--dtype auto] [--seed 0]
 
-For every set (a split of a built dataset, see :mod:`eval.test_sets`) it writes
-``D/<set>.<task>.jsonl`` (the :mod:`eval.predictions` format), one flushed row per item as items
+For every set (a split of a built dataset, see :mod:`eval.scoring.test_sets`) it writes
+``D/<set>.<task>.jsonl`` (the :mod:`eval.scoring.predictions` format), one flushed row per item as items
 finish: a re-run skips the ids already there, so an interrupted run resumes. ``D`` defaults to
 ``outputs/eval/<model-name>`` (one folder per model). Beside each file, ``<set>.<task>.meta.json``
 records what made the rows (:mod:`eval.provenance`) and whether the file is complete; a run with a
@@ -39,9 +39,11 @@ from data_prep.contract import (
 )
 from data_prep.io_utils import atomic_output
 from eval.backends import BACKENDS, Backend, get_backend
-from eval.items import Item, decode_item, items_from_dataset
-from eval.metrics import Scores
-from eval.predictions import (
+from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
+from eval.report.summary import model_label, write_html_report, write_summary
+from eval.scoring.items import Item, decode_item, items_from_dataset
+from eval.scoring.metrics import Scores
+from eval.scoring.predictions import (
     ERROR_GENERATION_FAILED,
     PredictionRow,
     PredictionWriter,
@@ -50,11 +52,9 @@ from eval.predictions import (
     read_prediction_rows,
     write_meta,
 )
-from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
-from eval.report import model_label, write_html_report, write_summary
-from eval.score import score_rows
-from eval.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
-from eval.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
+from eval.scoring.score import score_rows
+from eval.scoring.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
+from eval.scoring.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The web demo: the reading it shows (same contract as eval.predict), and the app itself started
+"""The web demo: the reading it shows (same contract as eval.serve.predict), and the app itself started
 and asked over HTTP on 127.0.0.1, in-process and as `python -m eval.app` with the tiny model."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, prompt_for
-from eval.app import BlankImage, auxiliary_part, read_formula
+from eval.serve.app import BlankImage, auxiliary_part, read_formula
 from scripts.headless import HeadlessChromium, find_chromium
 from tests.browser_support import free_port, require
 
@@ -157,7 +157,7 @@ def _ask(python: Path, port: int, api: str, inputs: list) -> list:
 
 #: The app with EchoBackend (this file's), served on the port given.
 SERVE_ECHO = (
-    "import sys; from eval.app import build_app; from tests.test_app import EchoBackend; "
+    "import sys; from eval.serve.app import build_app; from tests.test_app import EchoBackend; "
     "build_app(EchoBackend(), 'outputs/sft-crohme').launch(server_name='127.0.0.1', "
     "server_port=int(sys.argv[1]), quiet=True)"
 )
@@ -186,7 +186,7 @@ def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_mod
     port = free_port()
     command = [
         "-m",
-        "eval.app",
+        "eval.serve.app",
         "--model",
         str(tiny_model_dir),
         "--port",

@@ -15,8 +15,8 @@ import pytest
 from data_prep.contract import TASK_MAIN
 from eval.backends import Backend
 from eval.evaluate import EvalArgs, evaluate
-from eval.katex_assets import KatexMissing, load_katex
-from eval.predictions import read_prediction_rows
+from eval.report.katex_assets import KatexMissing, load_katex
+from eval.scoring.predictions import read_prediction_rows
 from scripts.headless import HeadlessChromium, find_chromium
 from tests.browser_support import require
 

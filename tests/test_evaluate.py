@@ -14,9 +14,9 @@ from PIL import Image
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
 from eval.backends import Backend
 from eval.evaluate import EvalArgs, evaluate, main, predictions_path
-from eval.predictions import ERROR_CORRUPT_IMAGE, ERROR_GENERATION_FAILED, read_prediction_rows
-from eval.test_sets import TestSetNotFound, parse_set_names, resolve_test_set
-from eval.vote import majority_vote
+from eval.scoring.predictions import ERROR_CORRUPT_IMAGE, ERROR_GENERATION_FAILED, read_prediction_rows
+from eval.scoring.test_sets import TestSetNotFound, parse_set_names, resolve_test_set
+from eval.scoring.vote import majority_vote
 
 REPO = Path(__file__).resolve().parent.parent
 SET = "crohme2014_sample"
@@ -241,8 +241,8 @@ def test_ctrl_c_keeps_the_predictions_and_says_how_to_resume(monkeypatch, tmp_pa
 
 def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkeypatch):
     """The default folder is per model; and a folder started by one model refuses another's rows."""
-    from eval.predictions import PredictionsMismatch, read_meta
     from eval.provenance import default_output_dir
+    from eval.scoring.predictions import PredictionsMismatch, read_meta
 
     monkeypatch.setattr("train.modeling.weights_sha256", lambda name: f"sha-of-{name}")
     first = EvalArgs(
@@ -269,8 +269,8 @@ def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkey
 
 
 def test_killed_run_is_marked_incomplete_and_score_warns(built_data, truths, tmp_path, capsys, caplog):
-    from eval.predictions import completeness
-    from eval.score import main as score_main
+    from eval.scoring.predictions import completeness
+    from eval.scoring.score import main as score_main
 
     path = predictions_path(tmp_path, SET, TASK_MAIN)
     with pytest.raises(KeyboardInterrupt):

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from eval.metrics import (
+from eval.scoring.metrics import (
     format_length_table,
     format_table,
     length_bucket,

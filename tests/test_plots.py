@@ -7,8 +7,8 @@ import io
 from PIL import Image
 
 from data_prep.confusions import ConfusionTable
-from eval import plots
-from eval.metrics import score_pairs
+from eval.report import plots
+from eval.scoring.metrics import score_pairs
 
 
 def _size(png: bytes) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from data_prep.rejects import Rejects
-from eval.predictions import (
+from eval.scoring.predictions import (
     ERROR_CORRUPT_IMAGE,
     ERROR_EMPTY_GENERATION,
     FIELDS,

@@ -10,12 +10,8 @@ import re
 import pytest
 from PIL import Image
 
-from eval.compare import compare_rows
-from eval.katex_assets import KATEX_VERSION, KatexMissing, load_katex
-from eval.metrics import score_pairs
-from eval.predictions import PredictionRow
-from eval.published import PUBLISHED, canonical_set_name, comparison_table
-from eval.report import (
+from eval.report.katex_assets import KATEX_VERSION, KatexMissing, load_katex
+from eval.report.summary import (
     confusion_table,
     highlight,
     model_label,
@@ -24,6 +20,10 @@ from eval.report import (
     write_html_report,
     write_summary,
 )
+from eval.scoring.compare import compare_rows
+from eval.scoring.metrics import score_pairs
+from eval.scoring.predictions import PredictionRow
+from eval.scoring.published import PUBLISHED, canonical_set_name, comparison_table
 
 
 def test_write_summary_writes_markdown_and_json(tmp_path):

@@ -1,4 +1,4 @@
-"""eval.score: every known format, joins with a caption file, duplicates, the published figures."""
+"""eval.scoring.score: every known format, joins with a caption file, duplicates, the published figures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.predictions import PredictionWriter, make_row
-from eval.score import FORMATS, FormatError, detect_format, load_predictions, main, score_rows
+from eval.scoring.predictions import PredictionWriter, make_row
+from eval.scoring.score import FORMATS, FormatError, detect_format, load_predictions, main, score_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scoring"
 UNIMUMER = FIXTURES / "unimumer_crohme2023_excerpt.json"

@@ -12,7 +12,7 @@ import collections
 from collections.abc import Mapping
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, normalize_answer
-from eval.predictions import PredictionRow, make_row
+from eval.scoring.predictions import PredictionRow, make_row
 
 #: The prompts a vote runs, in order; the first one breaks ties.
 VOTE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval import plots
-from eval.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
-from eval.katex_assets import KatexAssets
+from eval.report import plots
+from eval.report.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
+from eval.report.katex_assets import KatexAssets
 
 
 def build_comparison_html(comparison: Any, katex: KatexAssets | None | bool = True) -> HtmlReport:
-    """The paired view of an :class:`eval.compare.Comparison`: counts, the difference with its
+    """The paired view of an :class:`eval.scoring.compare.Comparison`: counts, the difference with its
     CI, a plot, and the items only A and only B got right (typeset)."""
     assets, banner = katex_or_none(katex)
     c = comparison

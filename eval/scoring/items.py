@@ -16,7 +16,7 @@ from PIL import Image
 
 from data_prep.contract import TASK_MAIN, extract_latex
 from data_prep.images import ImageError, decode_image
-from eval.predictions import ERROR_CORRUPT_IMAGE
+from eval.scoring.predictions import ERROR_CORRUPT_IMAGE
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
-from eval.metrics import percent
-from eval.predictions import PredictionRow
+from eval.scoring.metrics import percent
+from eval.scoring.predictions import PredictionRow
 
 #: Resamples per chunk, so memory stays at chunk x n booleans however many resamples are asked.
 _CHUNK = 256

@@ -1,11 +1,11 @@
 """The HTML error report of a scored run (``report.html``).
 
-A self-contained page (:mod:`eval.html_page`: opens from disk with no network). It shows
+A self-contained page (:mod:`eval.report.html_page`: opens from disk with no network). It shows
 
 * the title (the model by its folder name) and the run's settings;
 * the scores per set and task (ExpRate, ``<= 1``, ``<= 2``, ``<= 3``) beside the published results
-  for the same sets (:mod:`eval.published`);
-* the plots of :mod:`eval.plots` (also written as PNG files beside the report) and, when the model
+  for the same sets (:mod:`eval.scoring.published`);
+* the plots of :mod:`eval.report.plots` (also written as PNG files beside the report) and, when the model
   folder has them, its training curves;
 * the worst items: thumbnail, truth and prediction typeset side by side (a formula KaTeX cannot
   render falls back to its tokens with a mark), the token diff beneath (:func:`highlight`, the same
@@ -30,11 +30,11 @@ from PIL import Image, UnidentifiedImageError
 
 from data_prep.alignment import align, token_confusions
 from data_prep.confusions import ConfusionTable
-from eval import plots
-from eval.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
-from eval.katex_assets import KatexAssets
-from eval.metrics import THRESHOLDS, Scores, score_items, tokens
-from eval.published import PUBLISHED, SET_SIZES, canonical_set_name
+from eval.report import plots
+from eval.report.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
+from eval.report.katex_assets import KatexAssets
+from eval.scoring.metrics import THRESHOLDS, Scores, score_items, tokens
+from eval.scoring.published import PUBLISHED, SET_SIZES, canonical_set_name
 
 logger = logging.getLogger(__name__)
 

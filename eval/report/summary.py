@@ -1,6 +1,6 @@
 """Reports of a scored run: the summary (Markdown + JSON) here, the HTML error report in
-:mod:`eval.html_report` and the paired page in :mod:`eval.compare_html` (both re-exported, so
-``from eval.report import write_html_report`` works).
+:mod:`eval.report.html_report` and the paired page in :mod:`eval.report.compare_html` (both re-exported, so
+``from eval.report.summary import write_html_report`` works).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.io_utils import write_text_atomic
-from eval.compare_html import build_comparison_html, write_comparison_html  # noqa: F401 (re-exported)
-from eval.html_report import (  # noqa: F401  (the report API, re-exported)
+from eval.report.compare_html import build_comparison_html, write_comparison_html  # noqa: F401 (re-exported)
+from eval.report.html_report import (  # noqa: F401  (the report API, re-exported)
     build_html_report,
     confusion_table,
     highlight,
@@ -20,8 +20,8 @@ from eval.html_report import (  # noqa: F401  (the report API, re-exported)
     render_html_report,
     write_html_report,
 )
-from eval.metrics import Scores, format_length_table, format_table
-from eval.published import comparison_table, has_published_sets
+from eval.scoring.metrics import Scores, format_length_table, format_table
+from eval.scoring.published import comparison_table, has_published_sets
 
 # --------------------------------------------------------------------------- #
 # Summary

@@ -35,24 +35,24 @@ import numpy as np
 from data_prep.io_utils import write_text_atomic
 from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
-from eval.compare import Comparison, bootstrap_ci, compare_rows
-from eval.metrics import Scores, score_items
-from eval.predictions import (
+from eval.report.summary import summary_markdown, write_comparison_html, write_html_report, write_summary
+from eval.scoring.compare import Comparison, bootstrap_ci, compare_rows
+from eval.scoring.metrics import Scores, score_items
+from eval.scoring.predictions import (
     ERROR_MISSING_PREDICTION,
     REQUIRED_FIELDS,
     PredictionRow,
     completeness,
     read_prediction_rows,
 )
-from eval.published import canonical_set_name
-from eval.report import summary_markdown, write_comparison_html, write_html_report, write_summary
+from eval.scoring.published import canonical_set_name
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "score"
 
 FORMATS = {
-    "jsonl": "the project's predictions JSONL: one JSON object per line with id, gt, pred (eval.predictions)",
+    "jsonl": "the project's predictions JSONL: one JSON object per line with id, gt, pred (eval.scoring.predictions)",
     "unimumer": 'a JSON list of {"gt": ..., "pred": ..., "img_id"?: ..., "image_path"?: ...} '
     "(Uni-MuMER's published prediction files)",
     "tamer": 'a JSON object {image_name: {"pred": ..., "gt": ..., "dist": ...}} (TAMER\'s published format)',
@@ -144,7 +144,7 @@ class Loaded:
     #: With ``--gt`` on a file that has its own truth: how many truths the caption file changed.
     gt_replaced: int = 0
     truth_file: Path | None = None
-    #: Set when the file's ``.meta.json`` says its run did not finish (see eval.predictions.completeness).
+    #: Set when the file's ``.meta.json`` says its run did not finish (see eval.scoring.predictions.completeness).
     incomplete: str | None = None
 
     def notes(self) -> list[str]:

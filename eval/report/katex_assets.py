@@ -31,7 +31,7 @@ KATEX_VERSION = "0.19.1"
 KATEX_INTEGRITY = (
     "sha512-jG8uKntjSEcm2EpQOh0XturpPuuC9r3Sq5HLHdsFdWZT27E672SF19QEi+of0/YeOy15lDgRhKvr5614uRrEfA=="
 )
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "vendor" / "katex"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "vendor" / "katex"
 
 
 class KatexMissing(RuntimeError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from data_prep.contract import TASK_MAIN, extract_latex
 from data_prep.rejects import Rejects
-from eval.metrics import token_distance
+from eval.scoring.metrics import token_distance
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The page every HTML report of the project is: self-contained, so it opens from disk offline.
 
-KaTeX (pinned, :mod:`eval.katex_assets`) and its fonts are inlined, images are ``data:`` URIs, and a
+KaTeX (pinned, :mod:`eval.report.katex_assets`) and its fonts are inlined, images are ``data:`` URIs, and a
 Content-Security-Policy forbids the page any other source, so a browser could not fetch a remote
 asset even if one slipped in. ``report_assets/report.js`` typesets every :func:`tex_cell` (a
 formula KaTeX cannot render falls back to its tokens with a mark) and drives the items table's
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data_prep.io_utils import atomic_output, write_text_atomic
-from eval.katex_assets import KatexAssets, KatexMissing, load_katex
+from eval.report.katex_assets import KatexAssets, KatexMissing, load_katex
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ The request carries exactly what training used: the image prepared by ``contract
 from the contract, image first, no system turn. Served with the chat template the model was
 trained with, the server renders the same text as ``train.inputs.prompt_text``.
 
-    from eval.client import build_request, send
+    from eval.serve.client import build_request, send
     latex = send("http://localhost:8000", build_request(image, task="main", model="hmer"))
 """
 
@@ -111,7 +111,7 @@ def send(url: str, request: dict[str, Any], *, timeout: float = 120.0, api_key: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from data_prep.images import ImageError, read_image
-    from eval.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model
+    from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model
 
     parser = argparse.ArgumentParser(
         prog="python -m eval.client",

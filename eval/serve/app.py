@@ -4,7 +4,7 @@
     make app MODEL=outputs/sft ARGS="--port 7861"
     python -m eval.app --model M [--backend auto|hf|vllm] [--host 127.0.0.1] [--port 7860]
 
-The same contract as ``eval.predict``: the image is inverted when it is light ink on a dark page
+The same contract as ``eval.serve.predict``: the image is inverted when it is light ink on a dark page
 (``--invert``), prepared by the backend exactly as in training, and asked the task's prompt from
 ``data_prep.contract`` (main, Tree-CoT or symbol counting); the LaTeX is the answer's last line,
 and for the auxiliary tasks the tree or the counts above it are shown too. The page typesets the
@@ -26,8 +26,8 @@ from PIL import Image
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
 from data_prep.images import on_white
-from eval.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
-from eval.report import model_label
+from eval.report.summary import model_label
+from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from eval.metrics import Scores
+from eval.scoring.metrics import Scores
 
 CROHME_SETS = ("crohme2014", "crohme2016", "crohme2019")
 SETS = (*CROHME_SETS, "hme100k")

@@ -15,7 +15,7 @@ import io
 from collections.abc import Mapping, Sequence
 
 from data_prep.confusions import ConfusionTable
-from eval.metrics import Scores, bucket_labels
+from eval.scoring.metrics import Scores, bucket_labels
 
 #: Colour per set, in order (colour-blind safe, Okabe-Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")

@@ -6,7 +6,7 @@
         [--include-aux-tasks] [--only-folds 0,2] [--train-overrides="--max_steps 5 ..."] [-- --key value ...]
 
 The main-task records of the built dataset's training split are dealt into k folds
-(:mod:`eval.folds`). For each fold, three stages, each finished by an atomically written marker
+(:mod:`eval.mining.folds`). For each fold, three stages, each finished by an atomically written marker
 ``OUT/fold-K/<stage>.done.json`` so a re-run skips it:
 
 ``data``     the other k-1 folds written as a built dataset ``OUT/fold-K/data`` (main task only
@@ -16,7 +16,7 @@ The main-task records of the built dataset's training split are dealt into k fol
              plans it when the recipe has an accelerate config and several GPUs are visible). An
              interrupted run resumes from the trainer's last complete checkpoint;
 ``predict``  the held-out fold, greedy and ``--samples`` sampled answers per image, appended row by
-             row to ``OUT/fold-K/predictions.jsonl`` (:mod:`eval.predictions` format, ``set`` =
+             row to ``OUT/fold-K/predictions.jsonl`` (:mod:`eval.scoring.predictions` format, ``set`` =
              ``greedy`` or ``sample-J``); an interrupted run continues with the missing rows.
 
 Then, from every finished fold (recomputed on each run): ``OUT/mined_predictions.jsonl`` (one row
@@ -45,11 +45,11 @@ from data_prep.contract import TASK_MAIN, prompt_for
 from data_prep.io_utils import write_json_atomic, write_text_atomic
 from eval.backends import BACKENDS, Backend, get_backend
 from eval.evaluate import Item, decode_item, generate_safely, items_from_dataset
-from eval.folds import assign_folds, base_id, write_subset
-from eval.metrics import percent
-from eval.predictions import ERROR_GENERATION_FAILED, PredictionWriter, make_row, read_prediction_rows
+from eval.mining.folds import assign_folds, base_id, write_subset
+from eval.scoring.metrics import percent
+from eval.scoring.predictions import ERROR_GENERATION_FAILED, PredictionWriter, make_row, read_prediction_rows
 
-logger = logging.getLogger("eval.mine_errors")
+logger = logging.getLogger("eval.mining.mine_errors")
 
 CONFIG_FILE = "mining_config.json"
 FOLDS_FILE = "folds.json"

@@ -1,6 +1,6 @@
 """K-fold split of a built dataset's training records, and writing a subset back as a built dataset.
 
-Used by :mod:`eval.mine_errors`: each fold's model trains on the other folds and predicts this one.
+Used by :mod:`eval.mining.mine_errors`: each fold's model trains on the other folds and predicts this one.
 
 Folds are balanced and deterministic: the main-task ids are ordered by a seeded stable hash
 (:func:`data_prep.build.stable_fraction`) and dealt round-robin, so fold sizes differ by at most one

@@ -27,7 +27,7 @@ from PIL import Image
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
 from data_prep.images import ImageError, invert, mostly_dark, on_white, read_image
 from data_prep.io_utils import write_text_atomic
-from eval.predictions import ERROR_EMPTY_GENERATION
+from eval.scoring.predictions import ERROR_EMPTY_GENERATION
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 @dataclasses.dataclass
 class Prediction:
-    """One image's result; field names follow the predictions file of ``eval.predictions``."""
+    """One image's result; field names follow the predictions file of ``eval.scoring.predictions``."""
 
     id: str
     image_path: str
