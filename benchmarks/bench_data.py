@@ -26,8 +26,8 @@ from pathlib import Path
 from PIL import Image
 
 from data_prep.build import build_dataset, encode_png
+from data_prep.build.recipe import parse_recipe
 from data_prep.contract import main_record
-from data_prep.recipe import parse_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HMER_SHARED_DATA", REPO.parent / "shared" / "data"))

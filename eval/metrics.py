@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from data_prep.alignment import edit_distance
+from data_prep.tasks.error_driven.alignment import edit_distance
 
 #: ``<= k`` thresholds reported next to ExpRate.
 THRESHOLDS = (1, 2, 3)

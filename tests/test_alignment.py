@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_prep.alignment import EditOp, align, edit_distance, error_regions, token_confusions
+from data_prep.tasks.error_driven.alignment import (
+    EditOp,
+    align,
+    edit_distance,
+    error_regions,
+    token_confusions,
+)
 
 TOKENS = st.lists(st.sampled_from(["x", "y", "2", "^", "_", "{", "}", "\\frac", "+", "="]), max_size=12)
 

@@ -9,8 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_prep import confusions as confusions_module
-from data_prep.confusions import BUILTIN_CONFUSABLE_GROUPS, ConfusionTable, iter_prediction_rows
 from data_prep.contract import (
     DELETED,
     ERROR_END,
@@ -37,6 +35,12 @@ from data_prep.tasks.error_driven import (
     samples_from_predictions,
     synthetic_errors,
     synthetic_samples,
+)
+from data_prep.tasks.error_driven import confusions as confusions_module
+from data_prep.tasks.error_driven.confusions import (
+    BUILTIN_CONFUSABLE_GROUPS,
+    ConfusionTable,
+    iter_prediction_rows,
 )
 
 ALPHABET = ["x", "y", "2", "1", "l", "^", "_", "{", "}", "\\frac", "+", "=", "\\alpha", "a"]

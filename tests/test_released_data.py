@@ -13,11 +13,11 @@ from PIL import Image, ImageOps
 
 from data_prep import contract
 from data_prep.build import build_dataset
+from data_prep.build.recipe import parse_recipe
 from data_prep.contract import ink_is_light
 from data_prep.dataset import load_split
 from data_prep.readers import get_reader
 from data_prep.readers.sharegpt import PAPER_CORRECTION_PROMPT, PAPER_DETECTION_PROMPT, VANILLA_PROMPT
-from data_prep.recipe import parse_recipe
 from data_prep.rejects import Rejects
 from tests.build_support import build_crashes_writing_shard, sample_source
 
@@ -283,7 +283,7 @@ def test_shipped_released_recipes_build_the_datazip_and_hub_layouts(datazip, tmp
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from data_prep.recipe import load_recipe
+    from data_prep.build.recipe import load_recipe
 
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)

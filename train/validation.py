@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from data_prep.alignment import edit_distance
 from data_prep.contract import TASK_MAIN, ImageBounds, extract_latex, prompt_for
+from data_prep.tasks.error_driven.alignment import edit_distance
 
 logger = logging.getLogger(__name__)
 

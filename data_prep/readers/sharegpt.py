@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep import contract
+from data_prep.build.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
 from data_prep.contract import (
     TASK_COUNTING,
     TASK_ERROR_CORRECTION,
@@ -51,7 +52,6 @@ from data_prep.contract import (
 from data_prep.images import DatasetRoot, ImageError, decode_image
 from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
 from data_prep.rejects import Rejects
-from data_prep.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
 
 logger = logging.getLogger(__name__)
 

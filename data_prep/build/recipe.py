@@ -71,7 +71,7 @@ class TaskSpec:
     Error tasks also say where wrong predictions come from: ``synthetic`` (that many synthetic
     wrong predictions per record) or ``predictions`` (prediction files keyed by record id). With
     ``synthetic``, ``confusions`` may name a learned confusion table (JSON of
-    ``data_prep.confusions.ConfusionTable.to_json``, e.g. the ``confusions.json`` of
+    ``data_prep.tasks.error_driven.confusions.ConfusionTable.to_json``, e.g. the ``confusions.json`` of
     ``python -m eval.mine_errors``), added to the built-in table for the symbol substitutions.
     """
 
@@ -110,7 +110,7 @@ class SourceSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ContaminationSpec:
-    """Policy for training records that overlap a test set (see ``data_prep.contamination``)."""
+    """Policy for training records that overlap a test set (see ``data_prep.build.contamination``)."""
 
     image: str = "exclude"
     formula: str = "report"

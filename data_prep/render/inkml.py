@@ -7,7 +7,7 @@ scales differ by 10x. :func:`render_traces` reproduces that: scale so the mean s
 ``stroke_height`` pixels, draw polylines ``line_width`` wide, pad ``padding`` pixels.
 ``--compare`` measures how alike renders and official bitmaps are:
 
-    python -m data_prep.inkml_render --compare INKML_DIR BMP_DIR
+    python -m data_prep.render.inkml --compare INKML_DIR BMP_DIR
 """
 
 from __future__ import annotations

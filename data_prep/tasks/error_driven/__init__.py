@@ -17,7 +17,7 @@ and ``INSERT:`` follow it (the figure shows only a replacement; see docs/error_d
 prompts are the figure's (``data_prep.contract``): detection ends ``Expression: PRED``,
 correction ``Marked Expression: MARKED``.
 
-Markers come from the token alignment (:func:`data_prep.alignment.error_regions`): adjacent
+Markers come from the token alignment (:func:`data_prep.tasks.error_driven.alignment.error_regions`): adjacent
 wrong blocks are merged into one marker (a span, or a gap of consecutive ``<deleted>``), so markers
 are always separated by at least one correct token, and the k-th marker takes the k-th edit. :func:`apply_edits` applying a correction answer's
 edits to its marked prediction gives the truth exactly; every generated pair is checked so.
@@ -38,8 +38,6 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from data_prep.alignment import align, edit_distance, error_regions
-from data_prep.confusions import ConfusionTable, iter_prediction_rows
 from data_prep.contract import (
     DELETED,
     ERROR_END,
@@ -54,6 +52,8 @@ from data_prep.contract import (
 )
 from data_prep.io_utils import write_text_atomic
 from data_prep.rejects import Rejects
+from data_prep.tasks.error_driven.alignment import align, edit_distance, error_regions
+from data_prep.tasks.error_driven.confusions import ConfusionTable, iter_prediction_rows
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ SOURCE_TERMS = {
 
 
 def card_text(report: dict[str, Any], recipe) -> str:
-    """The card for a finished build (``report`` as :func:`data_prep.report.build_report` makes it)."""
+    """The card for a finished build (``report`` as :func:`data_prep.build.report.build_report` makes it)."""
     splits = report["splits"]
     header = {
         "configs": [

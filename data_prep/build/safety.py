@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from data_prep.recipe import DataRecipe, RecipeError
+from data_prep.build.recipe import DataRecipe, RecipeError
 
 #: Reader options that name files or folders (relative to the source root unless absolute).
 PATH_OPTIONS = (
@@ -83,7 +83,7 @@ def check_output_dir(out: str | Path, recipe: DataRecipe) -> None:
             "files in its output folder, so it must be a folder of its own, outside every source "
             "(e.g. outputs/data/NAME); nothing was written"
         )
-    from data_prep.card import CARD_MARKER
+    from data_prep.build.card import CARD_MARKER
 
     card = Path(out) / "README.md"
     if card.is_file() and CARD_MARKER not in card.read_text(encoding="utf-8", errors="replace"):

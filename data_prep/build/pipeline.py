@@ -16,7 +16,7 @@ completed shards and finished sources, and has each reader pass over the items i
 without opening their images, then continues.
 A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-NNNNN`` names;
 a split with no rows, or with too large a share of its input rejected, is discarded instead (a
-rerun rebuilds it), and a finished build gets its dataset card (``data_prep.card``).
+rerun rebuilds it), and a finished build gets its dataset card (``data_prep.build.card``).
 
 Beside this module: ``builder`` (the ``DatasetBuilder``), ``build_stream`` (splits and reader
 streams), ``build_records`` (per-record work, in worker processes), ``build_state`` (what is
@@ -31,10 +31,10 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.build_records import encode_png, stable_fraction
-from data_prep.build_stream import SplitPlan, plan_splits
-from data_prep.builder import MANIFEST_FORMAT, SHARD_PATTERN, DatasetBuilder, SplitResult
-from data_prep.recipe import DataRecipe, RecipeError, load_recipe
+from data_prep.build.builder import MANIFEST_FORMAT, SHARD_PATTERN, DatasetBuilder, SplitResult
+from data_prep.build.recipe import DataRecipe, RecipeError, load_recipe
+from data_prep.build.records import encode_png, stable_fraction
+from data_prep.build.stream import SplitPlan, plan_splits
 from data_prep.rejects import TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -65,7 +65,7 @@ def build_dataset(
     )
     builder.build(limit)
     if sharegpt if sharegpt is not None else recipe.sharegpt:
-        from data_prep.sharegpt import export_sharegpt
+        from data_prep.build.sharegpt import export_sharegpt
 
         export_sharegpt(out, out / "sharegpt")
     logger.info("dataset written to %s (report: %s)", out, out / "report.md")

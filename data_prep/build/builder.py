@@ -18,14 +18,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_prep.build_records import Prepared, where_of
-from data_prep.build_safety import check_output_dir, remove_own_files
-from data_prep.build_state import ShardStats, rejects_from_state, rejects_to_state
-from data_prep.build_stream import SplitPlan, load_confusions, plan_splits, prepared_stream
-from data_prep.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.build.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.build.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
+from data_prep.build.records import Prepared, where_of
+from data_prep.build.safety import check_output_dir, remove_own_files
+from data_prep.build.state import ShardStats, rejects_from_state, rejects_to_state
+from data_prep.build.stream import SplitPlan, load_confusions, plan_splits, prepared_stream
 from data_prep.contract import Record, record_features
 from data_prep.io_utils import atomic_output, file_sha256, write_json_atomic
-from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
 from data_prep.rejects import Reject, Rejects, TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -140,8 +140,8 @@ class DatasetBuilder:
 
     def _remove_build(self, manifest: dict[str, Any]) -> None:
         """Delete what an earlier build wrote here (only its own files, by name; see
-        :func:`data_prep.build_safety.remove_own_files`)."""
-        from data_prep.card import CARD_MARKER
+        :func:`data_prep.build.safety.remove_own_files`)."""
+        from data_prep.build.card import CARD_MARKER
 
         remove_own_files(self.out, list(manifest.get("splits", {})), WORK_DIR, CARD_MARKER)
 
@@ -171,7 +171,7 @@ class DatasetBuilder:
                 )
             self._finish_split(plan.name, state, result)
         report = self.write_report(results)
-        from data_prep.card import write_card
+        from data_prep.build.card import write_card
 
         write_card(self.out, report, self.recipe)
         return results
@@ -213,7 +213,7 @@ class DatasetBuilder:
         self._save_manifest()
 
     def write_report(self, results: list[SplitResult], failed: str | None = None) -> dict[str, Any]:
-        from data_prep.report import build_report, write_report
+        from data_prep.build.report import build_report, write_report
 
         report = build_report(self.recipe, results, self.recipe_hash, failed=failed)
         write_report(report, self.out)

@@ -95,7 +95,7 @@ def export_sharegpt(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.sharegpt", description="Export a built dataset to ShareGPT JSON"
+        prog="python -m data_prep.build.sharegpt", description="Export a built dataset to ShareGPT JSON"
     )
     parser.add_argument("--data-dir", required=True, help="a folder written by python -m data_prep.build")
     parser.add_argument("--output-dir", help="default: <data-dir>/sharegpt")

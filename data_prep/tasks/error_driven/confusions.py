@@ -8,13 +8,13 @@ Two sources:
   common sense about handwriting, not measured rates.
 * :meth:`ConfusionTable.from_prediction_files` -- counts of substituted token pairs (ground truth
   -> prediction) learned from evaluation predictions files through
-  :func:`data_prep.alignment.token_confusions`.
+  :func:`data_prep.tasks.error_driven.alignment.token_confusions`.
 
 Tables serialise to JSON (``{"format": "hmer-confusions/1", "confusions": {gt: {pred: count}}}``).
 
 Learn one from predictions files::
 
-    python -m data_prep.confusions --predictions outputs/eval/crohme2014.jsonl --output confusions.json
+    python -m data_prep.tasks.error_driven.confusions --predictions outputs/eval/crohme2014.jsonl --output confusions.json
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from data_prep import io_utils
-from data_prep.alignment import token_confusions
 from data_prep.contract import normalize_answer
 from data_prep.rejects import Rejects
+from data_prep.tasks.error_driven.alignment import token_confusions
 
 logger = logging.getLogger(__name__)
 

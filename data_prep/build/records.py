@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from data_prep.answer_check import answer_problem
-from data_prep.contamination import Fingerprint, fingerprint
+from data_prep.build.contamination import Fingerprint, fingerprint
+from data_prep.build.recipe import DERIVED_TASKS, ERROR_TASKS, RecipeError, TaskSpec
 from data_prep.contract import (
     TASK_COUNTING,
     TASK_ERROR_CORRECTION,
@@ -25,11 +26,10 @@ from data_prep.contract import (
     Record,
     dark_ink_on_light,
 )
-from data_prep.recipe import DERIVED_TASKS, ERROR_TASKS, RecipeError, TaskSpec
 from data_prep.rejects import Reject, Rejects, clean_detail
 
 if TYPE_CHECKING:
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
 logger = logging.getLogger("data_prep.build")
 
@@ -119,12 +119,12 @@ class Prepared:
 def learned_confusions(path: str | Path, where: str) -> ConfusionTable:
     """The built-in confusion table plus the learned one at ``path`` (a
     :meth:`ConfusionTable.to_json` file); a :class:`RecipeError` naming ``where`` when unusable."""
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
     if not Path(path).is_file():
         raise RecipeError(
             f"{where}: confusion table {path} does not exist (write one with python -m eval.mine_errors "
-            "or python -m data_prep.confusions)"
+            "or python -m data_prep.tasks.error_driven.confusions)"
         )
     try:
         learned = ConfusionTable.from_json(path)
