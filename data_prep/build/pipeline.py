@@ -31,10 +31,12 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.build.builder import MANIFEST_FORMAT, SHARD_PATTERN, DatasetBuilder, SplitResult
+from data_prep.build.builder import MANIFEST_FORMAT, DatasetBuilder
 from data_prep.build.recipe import DataRecipe, RecipeError, load_recipe
 from data_prep.build.records import encode_png, stable_fraction
+from data_prep.build.results import SplitResult
 from data_prep.build.stream import SplitPlan, plan_splits
+from data_prep.dataset import SHARD_PATTERN
 from data_prep.rejects import TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
