@@ -65,7 +65,8 @@ TASK_ERROR_CORRECTION = "error_correction"
 #: Records read from released ShareGPT files whose prompt matches no known task: kept verbatim.
 TASK_OTHER = "other"
 
-#: Prompt per task. The two error-driven prompts are templates (see :func:`prompt_for`).
+#: Prompt per task. The two error-driven prompts are templates (see :func:`prompt_for`). The task
+#: table (:mod:`data_prep.tasks.registry`) owns what each task is and adds the tasks it registers.
 TASK_PROMPTS: dict[str, str] = {
     TASK_MAIN: MAIN_PROMPT,
     TASK_TREE_COT: TREE_COT_PROMPT,
@@ -73,7 +74,7 @@ TASK_PROMPTS: dict[str, str] = {
     TASK_ERROR_DETECTION: ERROR_DETECTION_PROMPT,
     TASK_ERROR_CORRECTION: ERROR_CORRECTION_PROMPT,
 }
-TASKS = tuple(TASK_PROMPTS)
+BUILTIN_TASKS = tuple(TASK_PROMPTS)
 
 #: Markers used by the error-driven tasks. They are plain text, not added special tokens, so a
 #: base model's tokenizer handles them unchanged.
@@ -85,9 +86,9 @@ DELETED = "<deleted>"
 def prompt_for(task: str, prediction: str | None = None) -> str:
     """Return the prompt text for ``task``; error-driven tasks need the ``prediction`` they show."""
     if task not in TASK_PROMPTS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_PROMPTS)}")
     template = TASK_PROMPTS[task]
-    if task in (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION):
+    if "{prediction}" in template:
         if prediction is None:
             raise ValueError(f"task {task!r} needs the prediction its prompt shows")
         return template.format(prediction=prediction)

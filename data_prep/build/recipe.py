@@ -45,19 +45,11 @@ from data_prep.build.recipe_fields import (
     split_name,
 )
 from data_prep.contract import (
-    TASK_COUNTING,
-    TASK_ERROR_CORRECTION,
-    TASK_ERROR_DETECTION,
     TASK_FORMAT_VERSION,
     TASK_MAIN,
-    TASK_TREE_COT,
 )
+from data_prep.tasks.registry import derived_tasks, error_tasks, get_task
 
-#: Tasks derived from a main record by ``data_prep.tasks.AUX_TASK_BUILDERS``.
-DERIVED_TASKS = (TASK_TREE_COT, TASK_COUNTING)
-#: Tasks built from wrong predictions (``data_prep.tasks.error_driven``).
-ERROR_TASKS = (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION)
-AUX_TASKS = DERIVED_TASKS + ERROR_TASKS
 #: What to do with a training record that matches a test set.
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
 #: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
@@ -162,17 +154,16 @@ class DataRecipe:
 
 
 def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
-    if task in DERIVED_TASKS:
+    if task in derived_tasks():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return TaskSpec(fraction=as_fraction(value, where))
-        keys = {"fraction", "max_records"} | ({"style"} if task == TASK_TREE_COT else set())
+        styles = get_task(task).styles
+        keys = {"fraction", "max_records"} | ({"style"} if styles else set())
         spec = check_keys(value, keys, set(), where)
         style = spec.get("style")
         if style is not None:
-            from data_prep.tasks import TREE_COT_STYLES
-
-            if style not in TREE_COT_STYLES:
-                raise fail(f"{where}.style", f"unknown style {style!r}; known: {', '.join(TREE_COT_STYLES)}")
+            if style not in styles:
+                raise fail(f"{where}.style", f"unknown style {style!r}; known: {', '.join(styles)}")
         return TaskSpec(
             fraction=as_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
             max_records=None
@@ -230,8 +221,9 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
                     task_where, "the main task is always built in full; leave it out or write 'main: 1.0'"
                 )
             continue
-        if task not in AUX_TASKS:
-            raise fail(task_where, f"unknown task; known: {', '.join((TASK_MAIN, *AUX_TASKS))}")
+        if task not in (*derived_tasks(), *error_tasks()):
+            known = ", ".join((TASK_MAIN, *derived_tasks(), *error_tasks()))
+            raise fail(task_where, f"unknown task; known: {known}")
         tasks[task] = _task_spec(task, task_value, task_where)
     holdout = None
     if spec.get("holdout") is not None:
