@@ -1,4 +1,4 @@
-"""Ink polarity decided per image (contract.ink_is_light / dark_ink_on_light) on real files."""
+"""Ink polarity decided per image (data_prep.ink: ink_is_light / dark_ink_on_light) on real files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from data_prep.contract import dark_ink_on_light, ink_is_light
+from data_prep.ink import dark_ink_on_light, ink_is_light
 
 
 def _jpeg(image: Image.Image) -> Image.Image:

@@ -16,8 +16,9 @@ from data_prep.build import build_dataset
 from data_prep.build.recipe import parse_recipe
 from data_prep.contract import ERROR_CORRECTION_PROMPT as PAPER_CORRECTION_PROMPT
 from data_prep.contract import ERROR_DETECTION_PROMPT as PAPER_DETECTION_PROMPT
-from data_prep.contract import VANILLA_PROMPT, ink_is_light
+from data_prep.contract import VANILLA_PROMPT
 from data_prep.dataset import load_split
+from data_prep.ink import ink_is_light
 from data_prep.readers import get_reader
 from data_prep.rejects import Rejects
 from tests.build_support import build_crashes_writing_shard, sample_source

@@ -17,12 +17,8 @@ from PIL import Image
 from data_prep.answer_check import answer_problem
 from data_prep.build.contamination import Fingerprint, fingerprint
 from data_prep.build.recipe import RecipeError, TaskSpec
-from data_prep.contract import (
-    TASK_MAIN,
-    VANILLA_PROMPT,
-    Record,
-    dark_ink_on_light,
-)
+from data_prep.contract import TASK_MAIN, VANILLA_PROMPT, Record
+from data_prep.ink import dark_ink_on_light
 from data_prep.rejects import Reject, Rejects, clean_detail
 from data_prep.tasks.registry import checked_tasks, derived_tasks, error_tasks
 

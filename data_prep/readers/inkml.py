@@ -18,8 +18,9 @@ import defusedxml
 import defusedxml.ElementTree as SafeElementTree
 from tqdm import tqdm
 
-from data_prep.contract import Record, dark_ink_on_light, main_record
+from data_prep.contract import Record, main_record
 from data_prep.images import DatasetRoot, ImageError
+from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import ReadCursor, label_latex, option_path
 from data_prep.rejects import ReasonError, Rejects
 from data_prep.render.inkml import RenderOptions, render_traces

@@ -37,14 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.build.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
-from data_prep.contract import (
-    TASK_MAIN,
-    TASK_OTHER,
-    Record,
-    dark_ink_on_light,
-    extract_latex,
-)
+from data_prep.contract import TASK_MAIN, TASK_OTHER, Record, extract_latex
 from data_prep.images import DatasetRoot, ImageError, decode_image
+from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
 from data_prep.rejects import Rejects
 from data_prep.tasks.registry import TASKS, checked_tasks

@@ -48,6 +48,8 @@ class Task:
     #: The prompt; ``{prediction}`` in it is filled by :func:`data_prep.contract.prompt_for`.
     prompt: str
     kind: str = KIND_DERIVED
+    #: What a person picking the task sees (the web app's task list).
+    label: str = ""
     #: ``latex -> answer`` for derived tasks (raises ``TaskError`` where a sample is skipped);
     #: with several styles, the default one.
     answer_builder: Callable[[str], str] | None = None
@@ -64,6 +66,8 @@ class Task:
     prompt_variants: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
         if self.kind not in KINDS:
             raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.kind == KIND_DERIVED and self.answer_builder is None:
@@ -143,17 +147,37 @@ def error_tasks() -> tuple[str, ...]:
 # The table
 # --------------------------------------------------------------------------- #
 
-register_task(Task(TASK_MAIN, MAIN_PROMPT, kind=KIND_MAIN, prompt_variants={"vanilla": VANILLA_PROMPT}))
+register_task(
+    Task(
+        TASK_MAIN,
+        MAIN_PROMPT,
+        kind=KIND_MAIN,
+        label="LaTeX (main task)",
+        prompt_variants={"vanilla": VANILLA_PROMPT},
+    )
+)
 register_task(
     Task(
         TASK_TREE_COT,
         TREE_COT_PROMPT,
+        label="Tree-CoT: the formula's tree, then the LaTeX",
         answer_builder=build_tree_cot,
         styles={"reference": build_tree_cot, "structural": build_structural_tree_cot},
         default_style="reference",
     )
 )
-register_task(Task(TASK_COUNTING, COUNTING_PROMPT, answer_builder=count_symbols))
+register_task(
+    Task(
+        TASK_COUNTING,
+        COUNTING_PROMPT,
+        label="Symbol counting: the counts, then the LaTeX",
+        answer_builder=count_symbols,
+    )
+)
 # Detection answers are the marked prediction, not the truth: neither checked nor scored.
-register_task(Task(TASK_ERROR_DETECTION, ERROR_DETECTION_PROMPT, kind=KIND_ERROR, checked=False, scored=False))
-register_task(Task(TASK_ERROR_CORRECTION, ERROR_CORRECTION_PROMPT, kind=KIND_ERROR, scored=False))
+register_task(
+    Task(TASK_ERROR_DETECTION, ERROR_DETECTION_PROMPT, kind=KIND_ERROR, label="Error detection", checked=False, scored=False)
+)
+register_task(
+    Task(TASK_ERROR_CORRECTION, ERROR_CORRECTION_PROMPT, kind=KIND_ERROR, label="Error correction", scored=False)
+)
