@@ -26,7 +26,7 @@ Wrong predictions come from a model (``read_predictions`` of eval predictions fi
 model exists, from :func:`synthetic_errors` (confusable symbols, dropped or duplicated tokens,
 misplaced scripts).
 
-Modules: :mod:`~.alignment` (token alignment and edit distance), :mod:`~.confusions` (confusion
+Modules: :mod:`~.alignment` (token alignment), :mod:`~.confusions` (confusion
 tables), :mod:`~.marking` (edits and marked predictions), :mod:`~.samples` (records from wrong
 predictions), :mod:`~.synthetic` (synthetic wrong predictions), :mod:`~.cli` (the command).
 """

@@ -14,8 +14,9 @@ from data_prep.contract import (
     normalize_answer,
 )
 from data_prep.io_utils import write_text_atomic
+from data_prep.predictions import iter_prediction_rows
 from data_prep.rejects import Rejects
-from data_prep.tasks.error_driven.confusions import ConfusionTable, iter_prediction_rows
+from data_prep.tasks.error_driven.confusions import ConfusionTable
 from data_prep.tasks.error_driven.marking import SOURCE
 from data_prep.tasks.error_driven.samples import read_predictions, samples_from_predictions
 from data_prep.tasks.error_driven.synthetic import synthetic_errors

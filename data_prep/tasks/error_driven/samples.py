@@ -15,9 +15,9 @@ from data_prep.contract import (
     normalize_answer,
     prompt_for,
 )
+from data_prep.exprate import token_distance
+from data_prep.predictions import iter_prediction_rows
 from data_prep.rejects import Rejects
-from data_prep.tasks.error_driven.alignment import edit_distance
-from data_prep.tasks.error_driven.confusions import iter_prediction_rows
 from data_prep.tasks.error_driven.marking import (
     RESERVED_TOKENS,
     SOURCE,
@@ -88,7 +88,7 @@ def samples_from_predictions(
             "base_id": record.id,
             "prediction": prediction,
             "origin": origin,
-            "edit_distance": edit_distance(truth, prediction),
+            "edit_distance": token_distance(truth, prediction),
         }
         # Detection sees the plain prediction and answers with it marked; correction sees the
         # marked prediction and answers with the edits.
