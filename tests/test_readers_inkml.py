@@ -10,7 +10,8 @@ import pytest
 from data_prep.readers import crohme_inkml, mathwriting
 from data_prep.readers.inkml import InkmlError, parse_inkml, parse_trace, strip_math_delimiters
 from data_prep.rejects import Rejects
-from data_prep.render.inkml import RenderOptions, compare_dirs, render_traces
+from data_prep.render.inkml import RenderOptions, render_traces
+from data_prep.render.inkml_compare import compare_dirs
 from tests.conftest import FIXTURES
 
 INKML = FIXTURES / "readers" / "inkml"
