@@ -1,8 +1,8 @@
 """The dataset builder: every split of a recipe into ``<out>``, resumably (see ``data_prep.build``).
 
-Per split: stream each source's records (``build_stream``), check and place each prepared record
+Per split: stream each source's records (``stream``), check and place each prepared record
 (duplicates, test-set contamination, task caps), write shards atomically with their resume state
-(``build_state``), then either finish the split (shards under their final names) or, when it has
+(``state``), then either finish the split (shards under their final names) or, when it has
 no rows or too many rejects, discard it so a rerun reads it afresh.
 """
 

@@ -18,10 +18,11 @@ A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-N
 a split with no rows, or with too large a share of its input rejected, is discarded instead (a
 rerun rebuilds it), and a finished build gets its dataset card (``data_prep.build.card``).
 
-Beside this module: ``builder`` (the ``DatasetBuilder``), ``build_stream`` (splits and reader
-streams), ``build_records`` (per-record work, in worker processes), ``build_state`` (what is
-saved with each shard) and ``build_safety`` (an output folder never overlaps a source; only the
-build's own files are ever deleted).
+Beside this module: ``builder`` (the ``DatasetBuilder``), ``stream`` (splits and reader
+streams), ``records`` (per-record work, in worker processes), ``state`` (what is saved with each
+shard), ``results`` (a split's result and whether it may be kept) and ``safety`` (an output
+folder never overlaps a source; only the build's own files are ever deleted). The format itself
+is :mod:`data_prep.dataset`'s.
 """
 
 from __future__ import annotations
