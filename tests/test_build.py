@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_prep.build import build_dataset, main
+from data_prep.build import MANIFEST_FORMAT, build_dataset, main
 from data_prep.build import pipeline as build_module
 from data_prep.build.recipe import load_recipe, parse_recipe
 from data_prep.dataset import list_splits, load_split
@@ -352,7 +352,7 @@ def test_manifest_of_an_older_build_is_rebuilt_not_misread(tmp_path, caplog):
     (out / "manifest.json").write_text(json.dumps(manifest))
     build_dataset(recipe, progress=False)
     assert "written by an older version of the build" in caplog.text
-    assert json.loads((out / "manifest.json").read_text())["format"] == build_module.MANIFEST_FORMAT
+    assert json.loads((out / "manifest.json").read_text())["format"] == MANIFEST_FORMAT
     assert len(load_split(out, "train")) == 5
 
 

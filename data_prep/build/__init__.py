@@ -14,18 +14,12 @@ shard), :mod:`~data_prep.build.safety` (an output folder never overlaps a source
 The format a build writes is owned by :mod:`data_prep.dataset`.
 """
 
-from data_prep.build.pipeline import (
-    MANIFEST_FORMAT,
-    SHARD_PATTERN,
-    DatasetBuilder,
-    SplitPlan,
-    SplitResult,
-    build_dataset,
-    encode_png,
-    main,
-    plan_splits,
-    stable_fraction,
-)
+from data_prep.build.builder import MANIFEST_FORMAT, DatasetBuilder
+from data_prep.build.pipeline import build_dataset, main
+from data_prep.build.records import encode_png, stable_fraction
+from data_prep.build.results import SplitResult
+from data_prep.build.stream import SplitPlan, plan_splits
+from data_prep.dataset import SHARD_PATTERN
 
 __all__ = [
     "MANIFEST_FORMAT",

@@ -32,12 +32,8 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.build.builder import MANIFEST_FORMAT, DatasetBuilder
+from data_prep.build.builder import DatasetBuilder
 from data_prep.build.recipe import DataRecipe, RecipeError, load_recipe
-from data_prep.build.records import encode_png, stable_fraction
-from data_prep.build.results import SplitResult
-from data_prep.build.stream import SplitPlan, plan_splits
-from data_prep.dataset import SHARD_PATTERN
 from data_prep.rejects import TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -127,20 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return 0
 
-
-#: Re-exported: folds, benchmarks and tests import these from here.
-__all__ = [
-    "MANIFEST_FORMAT",
-    "SHARD_PATTERN",
-    "DatasetBuilder",
-    "SplitPlan",
-    "SplitResult",
-    "build_dataset",
-    "encode_png",
-    "main",
-    "plan_splits",
-    "stable_fraction",
-]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,7 +17,8 @@ shards or JSON files), ``prompts/<split>.json``, ``*/prompts/<split>.json`` and
 there, with its leading folders dropped one at a time, so ``root`` may also be ``data/`` or
 ``data/CROHME``); a path leading out of ``root`` is refused (``path_escapes_root``).
 
-The task comes from the prompt (:func:`recognise_task`): the main prompt and the second vanilla
+The task comes from the prompt (:func:`recognise_task`, against the task table's prompts and
+their variants, :mod:`data_prep.tasks.registry`): the main prompt and the second vanilla
 prompt are ``main``, then Tree-CoT, counting, error detection and error correction (the prediction
 their prompt carries goes into ``meta["prediction"]``). A prompt matching none is kept, verbatim,
 as task ``other`` (counted per split in the report's rows by task). Prompts and answers are kept
