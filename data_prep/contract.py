@@ -196,6 +196,11 @@ def prepare_image(image: Image.Image, bounds: ImageBounds = DEFAULT_BOUNDS) -> I
 # --------------------------------------------------------------------------- #
 
 
+#: The image placeholder of a ShareGPT (LLaMA-Factory) user turn: the export writes it, the reader
+#: reads it.
+IMAGE_TAG = "<image>"
+
+
 def user_message(prompt: str) -> dict[str, Any]:
     """The single user turn: one image, then the prompt. No system turn (the Qwen template adds
     its default one, as in the reference)."""

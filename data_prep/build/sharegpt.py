@@ -26,12 +26,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from data_prep.contract import IMAGE_TAG
 from data_prep.dataset import list_splits, load_split
 from data_prep.io_utils import write_bytes_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TAG = "<image>"
 DATASET_PREFIX = "hmer_"
 
 

@@ -37,8 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data_prep.build.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
-from data_prep.contract import TASK_MAIN, TASK_OTHER, Record, extract_latex
+from data_prep.contract import IMAGE_TAG, TASK_MAIN, TASK_OTHER, Record, extract_latex
 from data_prep.images import DatasetRoot, ImageError, decode_image
 from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
