@@ -52,12 +52,15 @@ def write_split(data_dir: str | Path, split: str, rows, info: dict | None = None
     split_dir.mkdir(parents=True, exist_ok=True)
     for stale in split_dir.glob("*.parquet*"):
         stale.unlink()
-    count = rows.num_rows if hasattr(rows, "num_rows") else len(rows)
+    import pyarrow as pa
+
+    is_arrow = isinstance(rows, pa.Table)  # else a datasets.Dataset (pa.Table.select picks columns)
+    count = rows.num_rows
     total = max(1, -(-count // shard_rows))
     shards = []
     for number in range(total):
         start, stop = number * shard_rows, min(count, (number + 1) * shard_rows)
-        chunk = rows.select(range(start, stop)) if hasattr(rows, "select") else rows.slice(start, stop - start)
+        chunk = rows.slice(start, stop - start) if is_arrow else rows.select(range(start, stop))
         name = shard_name(number, total)
         write_shard(split_dir / name, chunk)
         shards.append({"file": f"{split}/{name}", "rows": stop - start})
