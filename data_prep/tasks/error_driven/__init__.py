@@ -31,47 +31,38 @@ tables), :mod:`~.marking` (edits and marked predictions), :mod:`~.samples` (reco
 predictions), :mod:`~.synthetic` (synthetic wrong predictions), :mod:`~.cli` (the command).
 """
 
-from data_prep.tasks.error_driven.cli import main
-from data_prep.tasks.error_driven.marking import (
-    ARROW,
-    EDIT_KINDS,
-    RESERVED_TOKENS,
-    SOURCE,
-    Edit,
-    apply_detection,
-    apply_edits,
-    correction_answer,
-    edits_for,
-    mark_errors,
-    parse_edits,
-)
-from data_prep.tasks.error_driven.samples import read_predictions, samples_from_predictions
-from data_prep.tasks.error_driven.synthetic import (
-    SECOND_ERROR_PROBABILITY,
-    SYNTHETIC_KINDS,
-    braces_balanced,
-    synthetic_errors,
-    synthetic_samples,
-)
+import importlib
 
-__all__ = [
-    "ARROW",
-    "EDIT_KINDS",
-    "RESERVED_TOKENS",
-    "SECOND_ERROR_PROBABILITY",
-    "SOURCE",
-    "SYNTHETIC_KINDS",
-    "Edit",
-    "apply_detection",
-    "apply_edits",
-    "braces_balanced",
-    "correction_answer",
-    "edits_for",
-    "main",
-    "mark_errors",
-    "parse_edits",
-    "read_predictions",
-    "samples_from_predictions",
-    "synthetic_errors",
-    "synthetic_samples",
-]
+#: Public name -> the submodule defining it. Loaded on first use (PEP 562), so that running a
+#: submodule (``python -m data_prep.tasks.error_driven.confusions``) does not import it twice.
+_EXPORTS = {
+    "ARROW": "marking",
+    "EDIT_KINDS": "marking",
+    "Edit": "marking",
+    "RESERVED_TOKENS": "marking",
+    "SECOND_ERROR_PROBABILITY": "synthetic",
+    "SOURCE": "marking",
+    "SYNTHETIC_KINDS": "synthetic",
+    "apply_detection": "marking",
+    "apply_edits": "marking",
+    "braces_balanced": "synthetic",
+    "correction_answer": "marking",
+    "edits_for": "marking",
+    "main": "cli",
+    "mark_errors": "marking",
+    "parse_edits": "marking",
+    "read_predictions": "samples",
+    "samples_from_predictions": "samples",
+    "synthetic_errors": "synthetic",
+    "synthetic_samples": "synthetic",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+__all__ = sorted(_EXPORTS)
