@@ -26,8 +26,8 @@ from pathlib import Path
 from PIL import Image
 
 from data_prep.build import build_dataset, encode_png
+from data_prep.build.recipe import parse_recipe
 from data_prep.contract import main_record
-from data_prep.recipe import parse_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HMER_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -68,9 +68,9 @@ def aux_tasks_seconds(captions: Path) -> tuple[int, float]:
     start = time.perf_counter()
     made = 0
     for record in records:
-        for task in ("tree_cot", "counting"):
+        for builder in AUX_TASK_BUILDERS.values():
             try:
-                AUX_TASK_BUILDERS[task](record)
+                builder(record)
                 made += 1
             except ValueError:
                 pass

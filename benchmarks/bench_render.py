@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from data_prep.build import build_dataset
-from data_prep.recipe import parse_recipe
+from data_prep.build.recipe import parse_recipe
 from data_prep.rejects import Rejects
 from data_prep.render.corpus import iter_corpus
 from data_prep.render.engine import render

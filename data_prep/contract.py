@@ -65,7 +65,8 @@ TASK_ERROR_CORRECTION = "error_correction"
 #: Records read from released ShareGPT files whose prompt matches no known task: kept verbatim.
 TASK_OTHER = "other"
 
-#: Prompt per task. The two error-driven prompts are templates (see :func:`prompt_for`).
+#: Prompt per task. The two error-driven prompts are templates (see :func:`prompt_for`). The task
+#: table (:mod:`data_prep.tasks.registry`) owns what each task is and adds the tasks it registers.
 TASK_PROMPTS: dict[str, str] = {
     TASK_MAIN: MAIN_PROMPT,
     TASK_TREE_COT: TREE_COT_PROMPT,
@@ -73,7 +74,7 @@ TASK_PROMPTS: dict[str, str] = {
     TASK_ERROR_DETECTION: ERROR_DETECTION_PROMPT,
     TASK_ERROR_CORRECTION: ERROR_CORRECTION_PROMPT,
 }
-TASKS = tuple(TASK_PROMPTS)
+BUILTIN_TASKS = tuple(TASK_PROMPTS)
 
 #: Markers used by the error-driven tasks. They are plain text, not added special tokens, so a
 #: base model's tokenizer handles them unchanged.
@@ -85,9 +86,9 @@ DELETED = "<deleted>"
 def prompt_for(task: str, prediction: str | None = None) -> str:
     """Return the prompt text for ``task``; error-driven tasks need the ``prediction`` they show."""
     if task not in TASK_PROMPTS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_PROMPTS)}")
     template = TASK_PROMPTS[task]
-    if task in (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION):
+    if "{prediction}" in template:
         if prediction is None:
             raise ValueError(f"task {task!r} needs the prediction its prompt shows")
         return template.format(prediction=prediction)
@@ -191,75 +192,13 @@ def prepare_image(image: Image.Image, bounds: ImageBounds = DEFAULT_BOUNDS) -> I
 
 
 # --------------------------------------------------------------------------- #
-# Ink polarity: every image ends as dark ink on a light page, decided per image
-# --------------------------------------------------------------------------- #
-
-#: ``invert`` values: ``"auto"`` decides per image (:func:`ink_is_light`); ``True``/``False`` force.
-INVERT_MODES = ("auto", True, False)
-#: :func:`ink_is_light`: a page must be darker than this grey level to be light-on-dark.
-DARK_BACKGROUND = 96
-#: Share of the border ring that must lie within ``BORDER_SPREAD`` grey levels of its median for the
-#: border to be trusted as the background.
-BORDER_UNIFORM_SHARE = 0.9
-BORDER_SPREAD = 48
-#: How far from the background (grey levels) a pixel must be to count as ink.
-INK_CONTRAST = 40
-
-
-def ink_is_light(image: Image.Image) -> bool:
-    """True when ``image`` is light ink on a dark page (it must be inverted for the model).
-
-    The page's grey is the median of the image's border (a ring 1/20 of the short side wide, at
-    least one pixel) when 90% of that ring lies within 48 levels of it and it agrees (within 48)
-    with the median of the whole image, as for scans, renders and CROHME bitmaps; otherwise (ink,
-    shadows, black padding or a dark frame across the border) the median of the whole image,
-    which is page because strokes are thin. The image is light-on-dark when that page
-    is dark (grey < 96) and more pixels stand out from it as light ink (lighter than both page + 40
-    and mid-grey) than as dark ink (darker than both page - 40 and mid-grey); a blank dark page
-    counts as light-on-dark. So a white-on-black bitmap or a chalkboard is inverted, while a dim
-    photo (grey page, darker ink) or a photo of a light page on a grey table is left alone.
-    """
-    import numpy as np
-
-    from data_prep.images import on_white
-
-    gray = np.asarray(on_white(image).convert("L"), dtype=np.int16)
-    ring = max(1, min(gray.shape) // 20)
-    border = np.concatenate(
-        [gray[:ring].ravel(), gray[-ring:].ravel(), gray[:, :ring].ravel(), gray[:, -ring:].ravel()]
-    )
-    page = float(np.median(border))
-    majority = float(np.median(gray))
-    if (
-        np.mean(np.abs(border - page) <= BORDER_SPREAD) < BORDER_UNIFORM_SHARE
-        or abs(page - majority) > BORDER_SPREAD
-    ):
-        page = majority  # ink, shadows, padding or a frame across the border: trust the histogram
-    if page >= DARK_BACKGROUND:
-        return False
-    lighter = int(np.count_nonzero(gray > max(page + INK_CONTRAST, 128)))
-    darker = int(np.count_nonzero(gray < min(page - INK_CONTRAST, 128)))
-    return lighter >= darker
-
-
-def dark_ink_on_light(image: Image.Image, invert: str | bool = "auto") -> tuple[Image.Image, bool]:
-    """``(image, inverted)``: the image (mode ``L`` or ``RGB``) with dark ink on a light page.
-
-    ``invert``: ``"auto"`` (inverted when :func:`ink_is_light`), ``True`` or ``False`` (forced).
-    Every reader applies it, and predict/the client too, so training and evaluation agree.
-    """
-    from data_prep.images import invert as invert_image
-    from data_prep.images import on_white
-
-    if invert not in INVERT_MODES or (invert != "auto" and not isinstance(invert, bool)):
-        raise ValueError(f"invert must be auto, true or false, not {invert!r}")
-    flip = ink_is_light(image) if invert == "auto" else invert
-    return (invert_image(image) if flip else on_white(image)), flip
-
-
-# --------------------------------------------------------------------------- #
 # Chat messages
 # --------------------------------------------------------------------------- #
+
+
+#: The image placeholder of a ShareGPT (LLaMA-Factory) user turn: the export writes it, the reader
+#: reads it.
+IMAGE_TAG = "<image>"
 
 
 def user_message(prompt: str) -> dict[str, Any]:

@@ -1,7 +1,13 @@
-"""Loading a built dataset (``python -m data_prep.build``): training and evaluation both go through here.
+"""The built-dataset format, written and read here only (``python -m data_prep.build``, eval's
+k-fold subsets, the learning demo's control split write it; training and evaluation read it).
 
 A built dataset folder holds one sub-folder of parquet shards per split (``train`` and one per
-test set) and a ``manifest.json`` that marks which splits finished building.
+test set), named ``shard-NNNNN-of-NNNNN.parquet``, and a ``manifest.json`` that marks which splits
+finished building (with each shard's row count and SHA-256 when the build recorded them).
+
+Writers: :func:`write_shard` (one atomic parquet file), :func:`shard_name`, :func:`write_split`
+(a whole split plus its manifest entry). Readers: :func:`list_splits`, :func:`split_files`,
+:func:`load_split` (a ``datasets.Dataset``), :func:`read_split_table` (a ``pyarrow.Table``).
 """
 
 from __future__ import annotations
@@ -10,6 +16,62 @@ import json
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+SHARD_PATTERN = "shard-{index:05d}-of-{total:05d}.parquet"
+#: Small row groups keep random access to embedded images cheap.
+PARQUET_ROW_GROUP = 100
+#: Rows per shard when a whole split is written at once (:func:`write_split`).
+SHARD_ROWS = 5000
+
+
+def shard_name(index: int, total: int) -> str:
+    """The final file name of shard ``index`` of ``total`` in a split folder."""
+    return SHARD_PATTERN.format(index=index, total=total)
+
+
+def write_shard(path: str | Path, table) -> None:
+    """Write a ``pyarrow.Table`` (or a ``datasets.Dataset``) as one parquet shard, atomically."""
+    from data_prep.io_utils import atomic_output
+
+    with atomic_output(Path(path)) as tmp:
+        if hasattr(table, "to_parquet"):  # a datasets.Dataset keeps its HF features metadata
+            table.to_parquet(str(tmp))
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP)
+
+
+def write_split(
+    data_dir: str | Path, split: str, rows, info: dict | None = None, shard_rows: int = SHARD_ROWS
+) -> Path:
+    """Write ``rows`` (a ``pyarrow.Table`` or a ``datasets.Dataset`` with the record columns) as
+    split ``split`` of the dataset folder ``data_dir``: shards renamed into place, then the
+    manifest (``info`` adds top-level keys). Stale shards of an earlier attempt are removed."""
+    from data_prep.io_utils import write_json_atomic
+
+    data_dir = Path(data_dir)
+    split_dir = data_dir / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    for stale in split_dir.glob("*.parquet*"):
+        stale.unlink()
+    import pyarrow as pa
+
+    is_arrow = isinstance(rows, pa.Table)  # else a datasets.Dataset (pa.Table.select picks columns)
+    count = rows.num_rows
+    total = max(1, -(-count // shard_rows))
+    shards = []
+    for number in range(total):
+        start, stop = number * shard_rows, min(count, (number + 1) * shard_rows)
+        chunk = rows.slice(start, stop - start) if is_arrow else rows.select(range(start, stop))
+        name = shard_name(number, total)
+        write_shard(split_dir / name, chunk)
+        shards.append({"file": f"{split}/{name}", "rows": stop - start})
+    manifest_path = data_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    manifest.update(info or {})
+    manifest.setdefault("splits", {})[split] = {"complete": True, "shards": shards}
+    write_json_atomic(manifest_path, manifest)
+    return data_dir
 
 
 def list_splits(data_dir: str | Path) -> list[str]:
@@ -90,3 +152,11 @@ def load_split(data_dir: str | Path, split: str):
         features=record_features(),
         cache_dir=str(Path(data_dir) / ".cache"),
     )
+
+
+def read_split_table(data_dir: str | Path, split: str):
+    """One split as a single ``pyarrow.Table`` (the shards concatenated, checked like :func:`load_split`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pa.concat_tables([pq.read_table(f) for f in split_files(data_dir, split)])

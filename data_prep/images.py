@@ -193,14 +193,6 @@ def invert(image: Image.Image) -> Image.Image:
     return ImageChops.invert(on_white(image))
 
 
-def mostly_dark(image: Image.Image) -> bool:
-    """True when the image is light ink on a dark page (as CROHME's bitmaps): the one rule of
-    :func:`data_prep.contract.ink_is_light` (border, then histogram)."""
-    from data_prep.contract import ink_is_light  # local: the contract imports this module
-
-    return ink_is_light(image)
-
-
 def _ink_box(image: Image.Image, threshold: int) -> tuple[int, int, int, int] | None:
     """Bounding box of the pixels darker than ``threshold`` once composited on white.
 

@@ -3,7 +3,7 @@
 Every writer deletes or replaces files in its output folder, so an output folder that is a source
 folder, a base model, an adapter or a dataset (or lies inside one, or holds one) would destroy it.
 :func:`find_overlap` says which input a folder collides with; :func:`refuse_overlap` refuses it in
-one line before anything is written. The data build (``data_prep.build_safety``) and training
+one line before anything is written. The data build (``data_prep.build.safety``) and training
 (``train.sft``) both go through :func:`find_overlap`.
 """
 

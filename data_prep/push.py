@@ -3,7 +3,7 @@
     python -m data_prep.push --data-dir outputs/data/crohme --repo-id USER/NAME [--private] [--dry-run]
 
 Sends the dataset card (``README.md``, whose ``configs`` make every split loadable by name), the
-shards and the build report (:data:`data_prep.card.UPLOAD_PATTERNS`); the build's resume state
+shards and the build report (:data:`data_prep.build.card.UPLOAD_PATTERNS`); the build's resume state
 (``manifest.json``, ``.build/``), caches and the ShareGPT export stay local. Refuses a folder whose
 build did not finish (no card, or a split not finished). ``--dry-run`` lists what would be sent.
 Authentication is huggingface_hub's own (``hf auth login`` or ``HF_TOKEN``).
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.card import CARD_MARKER, IGNORE_PATTERNS, UPLOAD_PATTERNS, upload_files
+from data_prep.build.card import CARD_MARKER, IGNORE_PATTERNS, UPLOAD_PATTERNS, upload_files
 
 logger = logging.getLogger("data_prep.push")
 

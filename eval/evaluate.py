@@ -32,12 +32,11 @@ from typing import Any
 from PIL import Image
 
 from data_prep.contract import (
-    TASK_COUNTING,
     TASK_MAIN,
-    TASK_TREE_COT,
     prompt_for,
 )
 from data_prep.io_utils import atomic_output
+from data_prep.tasks.registry import scored_tasks
 from eval.backends import BACKENDS, Backend, get_backend
 from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
 from eval.report.summary import model_label, write_html_report, write_summary
@@ -59,7 +58,7 @@ from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-SCORABLE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
+SCORABLE_TASKS = scored_tasks()
 IMAGES_DIR = "images"
 THUMBNAIL = (640, 320)
 

@@ -50,12 +50,10 @@ def write_control_split(data_dir: Path, split: str, control_dir: Path, control: 
     Returns the number of rows.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from data_prep.dataset import split_files
-    from data_prep.io_utils import atomic_output
+    from data_prep.dataset import read_split_table, write_split
 
-    table = pa.concat_tables([pq.read_table(f) for f in split_files(data_dir, split)])
+    table = read_split_table(data_dir, split)
     if table.num_rows < 2:
         raise DemoStageError(f"split {split} has {table.num_rows} row(s); a control needs two or more")
     answers = table.column("answer").to_pylist()
@@ -71,9 +69,7 @@ def write_control_split(data_dir: Path, split: str, control_dir: Path, control: 
     control_table = table.set_column(field, table.schema.field("image"), swapped)
     out = control_dir / control
     shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    with atomic_output(out / "shard-00000-of-00001.parquet") as tmp:
-        pq.write_table(control_table, tmp)
+    write_split(control_dir, control, control_table)
     return table.num_rows
 
 

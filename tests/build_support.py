@@ -33,7 +33,7 @@ def build_crashes_writing_shard(number: int, *, leave_partial: bool = False) -> 
     ``number`` (1-based), as a kill would; the block must raise it. Yields the paths of the shards
     written before. ``leave_partial``: the crashing write leaves a half-written ``.tmp`` beside
     its shard, as a real crash does. Shard writes are real again after the block."""
-    from data_prep import build as build_module
+    from data_prep.build import pipeline as build_module
 
     real_write = build_module.DatasetBuilder._write_shard
     written: list[Path] = []

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_prep.alignment import EditOp, align, edit_distance, error_regions, token_confusions
+from data_prep.exprate import token_distance
+from data_prep.tasks.error_driven.alignment import (
+    EditOp,
+    align,
+    error_regions,
+    token_confusions,
+)
 
 TOKENS = st.lists(st.sampled_from(["x", "y", "2", "^", "_", "{", "}", "\\frac", "+", "="]), max_size=12)
 
@@ -65,7 +71,7 @@ def test_blocks_cover_both_sequences_and_cost_the_distance(gt, pred):
             assert len(op.gt_tokens) == len(op.pred_tokens)
             assert all(g != p for g, p in zip(op.gt_tokens, op.pred_tokens))
         cost += max(len(op.gt_tokens), len(op.pred_tokens)) if op.is_error else 0
-    assert cost == edit_distance(gt, pred)
+    assert cost == token_distance(gt, pred)
     # Rebuilding the truth from the regions' replacements gives the ground truth back.
     rebuilt, cursor = [], 0
     for region in error_regions(ops):

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_prep import build as build_module
-from data_prep.build import build_dataset, main
+from data_prep.build import MANIFEST_FORMAT, build_dataset, main
+from data_prep.build import pipeline as build_module
+from data_prep.build.recipe import load_recipe, parse_recipe
 from data_prep.dataset import list_splits, load_split
-from data_prep.recipe import load_recipe, parse_recipe
 from data_prep.rejects import TooManyRejects
 from tests.build_support import build_crashes_writing_shard, sample_source
 
@@ -222,7 +222,7 @@ def _error_prompts(out: Path) -> list[str]:
 def test_learned_confusion_table_shapes_the_synthetic_errors(tmp_path):
     """A learned pair with a high count ('n' read as a symbol no built-in group has) shows up in
     the synthetic wrong predictions; without the table it never does."""
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
     table_path = tmp_path / "confusions.json"
     ConfusionTable({"n": {"\\clubsuit": 1000}}).to_json(table_path)
@@ -243,7 +243,7 @@ def test_learned_confusion_table_shapes_the_synthetic_errors(tmp_path):
 
 
 def test_confusion_table_is_validated(tmp_path):
-    from data_prep.recipe import RecipeError
+    from data_prep.build.recipe import RecipeError
 
     missing = tmp_path / "absent.json"
     source = sample_source(tasks={"error_detection": {"synthetic": 1, "confusions": str(missing)}})
@@ -352,7 +352,7 @@ def test_manifest_of_an_older_build_is_rebuilt_not_misread(tmp_path, caplog):
     (out / "manifest.json").write_text(json.dumps(manifest))
     build_dataset(recipe, progress=False)
     assert "written by an older version of the build" in caplog.text
-    assert json.loads((out / "manifest.json").read_text())["format"] == build_module.MANIFEST_FORMAT
+    assert json.loads((out / "manifest.json").read_text())["format"] == MANIFEST_FORMAT
     assert len(load_split(out, "train")) == 5
 
 
@@ -382,7 +382,7 @@ def test_vanilla_prompt_goes_to_the_chosen_share_of_main_records(tmp_path):
 
 def test_a_build_of_an_older_task_format_is_rebuilt(tmp_path, monkeypatch, caplog):
     """A dataset whose auxiliary answers are of another format version is not resumed and mixed."""
-    from data_prep import recipe as recipe_module
+    from data_prep.build import recipe as recipe_module
 
     recipe = {
         "output_dir": str(tmp_path / "o"),

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from data_prep.build import build_dataset, main
+from data_prep.build.recipe import DEFAULT_MAX_REJECT_FRACTION, RecipeError, parse_recipe
 from data_prep.dataset import list_splits, load_split
-from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, RecipeError, parse_recipe
 from data_prep.rejects import TooManyRejects
 from tests.build_support import sample_source
 
@@ -199,7 +199,7 @@ def _synthetic(root, corpus):
 
 
 def test_a_rendering_source_guards_its_corpus_file_not_its_root(tmp_path):
-    from data_prep.build_safety import check_output_dir
+    from data_prep.build.safety import check_output_dir
 
     generator = {"generator": {"symbols": ["1", "2"], "min_symbols": 1, "max_symbols": 2}, "count": 4}
     # A generator reads no folder: an output below its (unused) root is fine.

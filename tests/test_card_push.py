@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from data_prep.build import build_dataset
-from data_prep.card import CARD_MARKER, upload_files
+from data_prep.build.card import CARD_MARKER, upload_files
+from data_prep.build.recipe import load_recipe
 from data_prep.dataset import load_split
 from data_prep.push import main as push_main
 from data_prep.push import push
-from data_prep.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 

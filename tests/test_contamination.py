@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from data_prep.build import build_dataset
-from data_prep.contamination import (
+from data_prep.build.contamination import (
     KIND_EXACT,
     KIND_PERCEPTUAL,
     ContaminationIndex,
@@ -18,8 +18,8 @@ from data_prep.contamination import (
     hamming,
     normalize_formula,
 )
+from data_prep.build.recipe import parse_recipe
 from data_prep.dataset import load_split
-from data_prep.recipe import parse_recipe
 from tests.build_support import sample_source
 
 REPO = Path(__file__).resolve().parent.parent

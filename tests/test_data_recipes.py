@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_prep.recipe import RecipeError, load_recipe, parse_recipe
+from data_prep.build.recipe import RecipeError, load_recipe, parse_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = sorted((REPO / "recipes" / "data").glob("*.yaml"))
@@ -99,7 +99,7 @@ def test_tree_style_and_vanilla_prompt_keys():
 
 
 def test_content_hash_records_the_task_format(monkeypatch):
-    from data_prep import recipe as recipe_module
+    from data_prep.build import recipe as recipe_module
 
     before = parse_recipe(MINIMAL).content_hash()
     monkeypatch.setattr(recipe_module, "TASK_FORMAT_VERSION", recipe_module.TASK_FORMAT_VERSION + 1)

@@ -27,7 +27,7 @@ def test_control_split_shows_every_item_another_items_image(tmp_path):
     import pyarrow.parquet as pq
 
     from data_prep.build import build_dataset
-    from data_prep.recipe import load_recipe
+    from data_prep.build.recipe import load_recipe
     from scripts.learning_demo import DATA_RECIPE, HELDOUT, write_control_split
 
     recipe = load_recipe(DATA_RECIPE)

@@ -9,8 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_prep import confusions as confusions_module
-from data_prep.confusions import BUILTIN_CONFUSABLE_GROUPS, ConfusionTable, iter_prediction_rows
 from data_prep.contract import (
     DELETED,
     ERROR_END,
@@ -22,6 +20,7 @@ from data_prep.contract import (
     main_record,
     prompt_for,
 )
+from data_prep.predictions import iter_prediction_rows
 from data_prep.rejects import Rejects
 from data_prep.tasks import error_driven
 from data_prep.tasks.error_driven import (
@@ -38,6 +37,8 @@ from data_prep.tasks.error_driven import (
     synthetic_errors,
     synthetic_samples,
 )
+from data_prep.tasks.error_driven import confusions as confusions_module
+from data_prep.tasks.error_driven.confusions import BUILTIN_CONFUSABLE_GROUPS, ConfusionTable
 
 ALPHABET = ["x", "y", "2", "1", "l", "^", "_", "{", "}", "\\frac", "+", "=", "\\alpha", "a"]
 TOKENS = st.lists(st.sampled_from(ALPHABET), max_size=12)

@@ -15,10 +15,10 @@ from data_prep.images import (
     crop_to_ink,
     invert,
     load_image,
-    mostly_dark,
     on_white,
     read_image,
 )
+from data_prep.ink import ink_is_light
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -94,15 +94,15 @@ def test_invert_and_flatten():
     assert on_white(transparent).getpixel((0, 0)) == (255, 255, 255)
 
 
-def test_mostly_dark_judges_the_page_after_flattening_on_white():
+def test_ink_is_light_judges_the_page_after_flattening_on_white():
     white_on_black = Image.new("L", (20, 10), 0)
     white_on_black.paste(255, (2, 2, 6, 6))
-    assert mostly_dark(white_on_black)
-    assert not mostly_dark(invert(white_on_black))
+    assert ink_is_light(white_on_black)
+    assert not ink_is_light(invert(white_on_black))
     # Black ink on a transparent page is a light page once composited on white.
     transparent = Image.new("RGBA", (20, 10), (0, 0, 0, 0))
     transparent.putpixel((1, 1), (0, 0, 0, 255))
-    assert not mostly_dark(transparent)
+    assert not ink_is_light(transparent)
 
 
 def test_read_image_outside_a_dataset_root(tmp_path):

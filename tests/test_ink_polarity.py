@@ -1,4 +1,4 @@
-"""Ink polarity decided per image (contract.ink_is_light / dark_ink_on_light) on real files."""
+"""Ink polarity decided per image (data_prep.ink: ink_is_light / dark_ink_on_light) on real files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from data_prep.contract import dark_ink_on_light, ink_is_light
+from data_prep.ink import dark_ink_on_light, ink_is_light
 
 
 def _jpeg(image: Image.Image) -> Image.Image:
@@ -56,3 +56,17 @@ def test_frames_padding_and_forced_modes():
     assert dark_ink_on_light(page, True)[1] and not dark_ink_on_light(ImageOps.invert(page), False)[1]
     with pytest.raises(ValueError, match="invert must be auto, true or false"):
         dark_ink_on_light(page, "yes")
+
+
+def test_one_vocabulary_on_the_command_line_and_in_recipes():
+    """``--invert`` (predict, client, app) and the reader option take the same three values."""
+    from data_prep.ink import INVERT_CHOICES, check_invert_mode, parse_invert
+
+    assert [parse_invert(word) for word in INVERT_CHOICES] == ["auto", True, False]
+    assert parse_invert("TRUE") is True and parse_invert(False) is False
+    for word in ("yes", "no", "1", ""):
+        with pytest.raises(ValueError, match="invert must be auto, true or false"):
+            parse_invert(word)
+    assert check_invert_mode("auto") == "auto" and check_invert_mode(True) is True
+    with pytest.raises(ValueError, match="invert must be auto, true or false"):
+        check_invert_mode(1)

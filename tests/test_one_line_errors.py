@@ -71,8 +71,8 @@ def test_unreachable_hub_fails_at_once_with_the_way_out(monkeypatch):
 
 
 def test_unknown_reader_option_is_refused_at_validation(tmp_path):
-    from data_prep.recipe import RecipeError as DataRecipeError
-    from data_prep.recipe import load_recipe
+    from data_prep.build.recipe import RecipeError as DataRecipeError
+    from data_prep.build.recipe import load_recipe
 
     text = (REPO / "recipes" / "data" / "crohme_sample.yaml").read_text()
     assert "edition: comer" in text

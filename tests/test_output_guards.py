@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.build import build_dataset
+from data_prep.build.recipe import parse_recipe
 from data_prep.fingerprint import (
     fingerprint_changes,
     read_split_fingerprint,
@@ -24,7 +25,6 @@ from data_prep.fingerprint import (
 )
 from data_prep.output_lock import OutputLocked, lock_path, output_lock
 from data_prep.path_guard import OutputOverlapsInput, find_overlap, refuse_overlap
-from data_prep.recipe import parse_recipe
 from tests.build_support import CROHME_SAMPLE, sample_source
 from tests.conftest import REPO
 

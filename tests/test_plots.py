@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from data_prep.confusions import ConfusionTable
+from data_prep.tasks.error_driven.confusions import ConfusionTable
 from eval.report import plots
 from eval.scoring.metrics import score_pairs
 

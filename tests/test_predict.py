@@ -91,8 +91,8 @@ def test_invert_modes():
     light = Image.new("L", (50, 30), 255)
     assert predict.prepare_for_model(dark, "auto")[1] is True
     assert predict.prepare_for_model(light, "auto")[1] is False
-    assert predict.prepare_for_model(light, "yes")[1] is True
-    assert predict.prepare_for_model(dark, "no") == (dark, False)
+    assert predict.prepare_for_model(light, "true")[1] is True
+    assert predict.prepare_for_model(dark, "false") == (dark, False)
     flipped, _ = predict.prepare_for_model(dark, "auto")
     assert ImageStat.Stat(flipped).mean[0] == 255
     with pytest.raises(ValueError, match="invert"):

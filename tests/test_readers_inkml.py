@@ -7,10 +7,11 @@ import tarfile
 
 import pytest
 
-from data_prep.inkml_render import RenderOptions, compare_dirs, render_traces
 from data_prep.readers import crohme_inkml, mathwriting
 from data_prep.readers.inkml import InkmlError, parse_inkml, parse_trace, strip_math_delimiters
 from data_prep.rejects import Rejects
+from data_prep.render.inkml import RenderOptions, render_traces
+from data_prep.render.inkml_compare import compare_dirs
 from tests.conftest import FIXTURES
 
 INKML = FIXTURES / "readers" / "inkml"

@@ -13,11 +13,13 @@ from PIL import Image, ImageOps
 
 from data_prep import contract
 from data_prep.build import build_dataset
-from data_prep.contract import ink_is_light
+from data_prep.build.recipe import parse_recipe
+from data_prep.contract import ERROR_CORRECTION_PROMPT as PAPER_CORRECTION_PROMPT
+from data_prep.contract import ERROR_DETECTION_PROMPT as PAPER_DETECTION_PROMPT
+from data_prep.contract import VANILLA_PROMPT
 from data_prep.dataset import load_split
+from data_prep.ink import ink_is_light
 from data_prep.readers import get_reader
-from data_prep.readers.sharegpt import PAPER_CORRECTION_PROMPT, PAPER_DETECTION_PROMPT, VANILLA_PROMPT
-from data_prep.recipe import parse_recipe
 from data_prep.rejects import Rejects
 from tests.build_support import build_crashes_writing_shard, sample_source
 
@@ -283,7 +285,7 @@ def test_shipped_released_recipes_build_the_datazip_and_hub_layouts(datazip, tmp
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from data_prep.recipe import load_recipe
+    from data_prep.build.recipe import load_recipe
 
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True)
@@ -331,25 +333,24 @@ def test_shipped_released_recipes_build_the_datazip_and_hub_layouts(datazip, tmp
     assert report["contamination"]["findings"] >= 10
 
 
-def test_recognition_follows_the_contracts_wording(monkeypatch):
-    """Whichever wording the contract's error-driven prompts use (ours or the paper's), both the
-    contract's and the paper's are recognised and give the prediction back."""
-    from data_prep.readers.sharegpt import recognise_task
+def test_recognition_follows_the_task_table(monkeypatch):
+    """Prompts are recognised from the task table, not from a copy: when a task's wording changes
+    there, the new wording is recognised (with its prediction) and the old one no longer is."""
+    import dataclasses
 
-    custom = "Check this LaTeX against the image and mark its errors: {prediction}"
-    monkeypatch.setattr(contract, "ERROR_DETECTION_PROMPT", custom)
-    assert recognise_task(custom.format(prediction="a + b")) == ("error_detection", "contract", "a + b")
-    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a + b"))[::2] == (
-        "error_detection",
-        "a + b",
-    )
-    monkeypatch.setattr(contract, "ERROR_DETECTION_PROMPT", PAPER_DETECTION_PROMPT)
-    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a")) == (
+    from data_prep.readers.sharegpt import recognise_task
+    from data_prep.tasks import registry
+
+    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a + b")) == (
         "error_detection",
         "contract",
-        "a",
+        "a + b",
     )
-    assert recognise_task(custom.format(prediction="a"))[0] == "other"
+    custom = "Check this LaTeX against the image and mark its errors: {prediction}"
+    changed = dataclasses.replace(registry.TASKS["error_detection"], prompt=custom)
+    monkeypatch.setitem(registry.TASKS, "error_detection", changed)
+    assert recognise_task(custom.format(prediction="a + b")) == ("error_detection", "contract", "a + b")
+    assert recognise_task(PAPER_DETECTION_PROMPT.format(prediction="a"))[0] == "other"
 
 
 def test_sharegpt_build_resumes_with_the_rows_of_an_uninterrupted_one(datazip, tmp_path):

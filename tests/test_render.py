@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from data_prep.build import build_dataset
+from data_prep.build.recipe import parse_recipe
 from data_prep.dataset import load_split
 from data_prep.latex import tokenize_latex
-from data_prep.recipe import parse_recipe
 from data_prep.rejects import Rejects
 from data_prep.render.corpus import iter_corpus
 from data_prep.render.engine import RenderJob, render

@@ -8,9 +8,9 @@ from pathlib import Path
 from PIL import Image
 
 from data_prep.build import build_dataset
+from data_prep.build.recipe import parse_recipe
 from data_prep.contract import MAIN_PROMPT
 from data_prep.dataset import load_split
-from data_prep.recipe import parse_recipe
 from tests.build_support import sample_source
 
 REPO = Path(__file__).resolve().parent.parent

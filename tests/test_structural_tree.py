@@ -164,7 +164,7 @@ def test_structural_style_is_opt_in_per_recipe_key():
     with pytest.raises(TreeError, match="hme/7") as info:
         aux_task_builder(TASK_TREE_COT, "structural")(bad)
     assert info.value.reason == "empty_group"
-    with pytest.raises(ValueError, match="unknown Tree-CoT style"):
+    with pytest.raises(ValueError, match="unknown tree_cot style"):
         aux_task_builder(TASK_TREE_COT, "fancy")
 
 

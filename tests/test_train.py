@@ -453,7 +453,7 @@ def test_rerun_on_a_rebuilt_dataset_is_refused_naming_what_changed(tmp_path, tin
     import yaml
 
     from data_prep.build import build_dataset
-    from data_prep.recipe import parse_recipe as parse_data_recipe
+    from data_prep.build.recipe import parse_recipe as parse_data_recipe
     from tests.build_support import CROHME_SAMPLE, sample_source
     from train.sft import main
 

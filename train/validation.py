@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from data_prep.alignment import edit_distance
 from data_prep.contract import TASK_MAIN, ImageBounds, extract_latex, prompt_for
+from data_prep.exprate import exprate_scores
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +74,7 @@ def cap_loss_rows(eval_dataset, items: list[ValidationItem]):
 
 def score_answers(gts: list[str], raws: list[str]) -> dict[str, float]:
     """ExpRate and ``<= 1`` (percent) of raw answers against truths, as ``eval`` scores them."""
-    exact = within1 = 0
-    for gt, raw in zip(gts, raws):
-        distance = edit_distance(gt.split(), extract_latex(raw or "").split())
-        exact += distance == 0
-        within1 += distance <= 1
-    n = max(len(gts), 1)
-    return {"exprate": 100.0 * exact / n, "exprate_le1": 100.0 * within1 / n}
+    return exprate_scores(((gt, extract_latex(raw or "")) for gt, raw in zip(gts, raws)), thresholds=(1,))
 
 
 class Validator:

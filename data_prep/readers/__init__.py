@@ -5,59 +5,47 @@ items are counted in ``rejects`` (file, line, reason) and skipped, never raised.
 takes ``cursor=ReadCursor(skip=n)`` (:mod:`data_prep.readers.common`): the build's resume position,
 whose first ``n`` items are passed over without opening their images. See docs/datasets.md for the
 layouts and options of each source.
+
+The reader table is :mod:`data_prep.readers.registry` (name, read function, terms of use);
+:mod:`data_prep.readers.common` holds what readers share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from data_prep.contract import Record
-from data_prep.readers import (
-    crohme,
-    crohme_inkml,
-    hme100k,
-    im2latex,
-    labels,
-    m2e,
-    mathwriting,
-    mlhme38k,
-    sharegpt,
-    synthetic,
+from data_prep.readers.registry import (
+    READERS,
+    REGISTRY,
+    Reader,
+    ReaderSpec,
+    get_reader,
+    get_reader_spec,
+    reader_terms,
+    register_reader,
+    unregister_reader,
 )
 from data_prep.rejects import Rejects
 
-Reader = Callable[..., Iterator[Record]]
 
-#: Source name -> reader function ``read(root: Path, split: str, rejects: Rejects, **options)``.
-READERS: dict[str, Reader] = {
-    "crohme": crohme.read,
-    "crohme_inkml": crohme_inkml.read,
-    "hme100k": hme100k.read,
-    "im2latex": im2latex.read,
-    "mlhme38k": mlhme38k.read,
-    "m2e": m2e.read,
-    "mathwriting": mathwriting.read,
-    "sharegpt": sharegpt.read,
-    "labels": labels.read,
-    "synthetic": synthetic.read,
-}
-
-
-def get_reader(name: str) -> Reader:
-    """The reader for source ``name``; a ``KeyError`` listing the known names otherwise."""
-    try:
-        return READERS[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown dataset source {name!r}; known sources: {', '.join(sorted(READERS))}"
-        ) from None
-
-
-def read(name: str, root: str | Path, split: str, rejects: Rejects, **options: Any) -> Iterator[Record]:
-    """Shorthand for ``get_reader(name)(Path(root), split, rejects, **options)``."""
+def read(name: str, root: str | Path, split: str, rejects: Rejects, **options: Any):
+    """Shorthand for ``get_reader(name)(Path(root), split, rejects, **options)``: an iterator of
+    :class:`~data_prep.contract.Record`."""
     return get_reader(name)(Path(root), split, rejects, **options)
 
 
-__all__ = ["READERS", "Reader", "get_reader", "read"]
+__all__ = [
+    "READERS",
+    "REGISTRY",
+    "Reader",
+    "ReaderSpec",
+    "Record",
+    "get_reader",
+    "get_reader_spec",
+    "read",
+    "reader_terms",
+    "register_reader",
+    "unregister_reader",
+]

@@ -13,8 +13,9 @@ from typing import Any
 from PIL import Image
 
 from data_prep.answer_check import answer_problem
-from data_prep.contract import Record, dark_ink_on_light, main_record
+from data_prep.contract import Record, main_record
 from data_prep.images import DatasetRoot, ImageError, load_image, on_white
+from data_prep.ink import check_invert_mode, dark_ink_on_light
 from data_prep.rejects import Rejects
 
 #: The UTF-8 byte-order mark some Windows editors write at the start of a text file.
@@ -219,9 +220,10 @@ def checked_answer(
 
 def check_invert(value: str | bool, source: str) -> str | bool:
     """The ``invert`` reader option, validated at the start of a read (``auto``, true or false)."""
-    if value == "auto" or isinstance(value, bool):
-        return value
-    raise ValueError(f"{source}: option invert must be auto, true or false, not {value!r}")
+    try:
+        return check_invert_mode(value)
+    except ValueError as err:
+        raise ValueError(f"{source}: option {err}") from None
 
 
 @dataclasses.dataclass
@@ -245,7 +247,7 @@ class RecordMaker:
     #: Applied to each decoded image (a crop) after the ink polarity is settled (unless
     #: ``polarity_first`` is false); ``None`` from it is a ``blank_image`` reject.
     prepare: Callable[[Image.Image], Image.Image | None] | None = None
-    #: Ink polarity (:func:`data_prep.contract.dark_ink_on_light`): ``"auto"`` per image, or forced.
+    #: Ink polarity (:func:`data_prep.ink.dark_ink_on_light`): ``"auto"`` per image, or forced.
     invert: str | bool = "auto"
     #: Settle the polarity before ``prepare`` (default) or after it (im2latex: its pages are
     #: renders, cropped first so the decision looks at the formula, not the whole page).

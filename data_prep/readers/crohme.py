@@ -107,7 +107,7 @@ def read(
         images_dir: image folder (relative to ``root`` or absolute) instead of the search
             (``img/``, ``off_image_<split>/``, ``<split>/``, ``images/`` beside the captions).
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and
-            histogram (:func:`data_prep.contract.ink_is_light`), so the white-on-black bitmaps of
+            histogram (:func:`data_prep.ink.ink_is_light`), so the white-on-black bitmaps of
             WAP/CoMER are inverted and the black-on-white JPGs of Uni-MuMER's ``data.zip`` are
             not; ``true``/``false`` force it. ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position

@@ -3,7 +3,7 @@
 Each ``NAME.inkml`` holds strokes (``<trace>``: ``x y, x y`` or ``x y t, ...``, integer or decimal)
 and, in training and ground-truth files, the raw LaTeX in ``<annotation type="truth">`` (sometimes
 wrapped in ``$``). The truth is tokenised with :func:`data_prep.latex.tokenize_latex`; the strokes
-are rendered black on white by :func:`data_prep.inkml_render.render_traces`, sized like the official
+are rendered black on white by :func:`data_prep.render.inkml.render_traces`, sized like the official
 offline bitmaps.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import Record
-from data_prep.inkml_render import RenderOptions
 from data_prep.readers.common import ReadCursor, iter_tab_labels, option_path, require_file, start_reading
 from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records, render_options
 from data_prep.rejects import Rejects
+from data_prep.render.inkml import RenderOptions
 
 SOURCE = "crohme_inkml"
 
@@ -45,7 +45,7 @@ def read(
         caption_file: a CROHME caption file (``NAME<TAB>tokens``, already tokenised) whose labels
             are used instead of the in-file truth. This labels the test-input InkML files, which
             carry no truth (their names match the offline ``NAME_0.bmp`` captions).
-        render: :class:`~data_prep.inkml_render.RenderOptions` (or a dict of its fields).
+        render: :class:`~data_prep.render.inkml.RenderOptions` (or a dict of its fields).
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` files are passed over without being parsed).
 

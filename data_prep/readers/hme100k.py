@@ -69,7 +69,7 @@ def read(
         images_dir: image folder instead of ``<split>_images/`` beside the labels.
         drop_cjk: reject labels containing CJK characters (reason ``cjk_label``).
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and
-            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            histogram (:func:`data_prep.ink.ink_is_light`); ``true``/``false`` force it.
             ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).

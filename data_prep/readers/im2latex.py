@@ -100,7 +100,7 @@ def read(
         crop: crop to the ink bounding box plus ``margin`` pixels (default on; needed for the
             raw full pages, harmless on processed ones).
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and
-            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            histogram (:func:`data_prep.ink.ink_is_light`); ``true``/``false`` force it.
             ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).

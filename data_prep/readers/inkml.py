@@ -18,11 +18,12 @@ import defusedxml
 import defusedxml.ElementTree as SafeElementTree
 from tqdm import tqdm
 
-from data_prep.contract import Record, dark_ink_on_light, main_record
+from data_prep.contract import Record, main_record
 from data_prep.images import DatasetRoot, ImageError
-from data_prep.inkml_render import RenderOptions, render_traces
+from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import ReadCursor, label_latex, option_path
 from data_prep.rejects import ReasonError, Rejects
+from data_prep.render.inkml import RenderOptions, render_traces
 
 
 class InkmlError(ReasonError):
@@ -110,7 +111,7 @@ def inkml_files(root: Path, split: str, inkml_dir: str | Path | None) -> tuple[P
 
 
 def render_options(render: RenderOptions | dict[str, Any] | None) -> RenderOptions:
-    """The ``render`` reader option as :class:`~data_prep.inkml_render.RenderOptions` (a dict
+    """The ``render`` reader option as :class:`~data_prep.render.inkml.RenderOptions` (a dict
     gives its fields; ``None`` the defaults)."""
     return render if isinstance(render, RenderOptions) else RenderOptions(**(render or {}))
 

@@ -76,7 +76,7 @@ def read(
         tokenize_labels: tokenise the converted LaTeX with ``data_prep.latex.tokenize_latex``
             (default ``True``).
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and
-            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            histogram (:func:`data_prep.ink.ink_is_light`); ``true``/``false`` force it.
             ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).

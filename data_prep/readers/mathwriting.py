@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import Record
-from data_prep.inkml_render import RenderOptions
 from data_prep.readers.common import ReadCursor, start_reading
 from data_prep.readers.inkml import InkmlDocument, inkml_files, iter_inkml_records, render_options
 from data_prep.rejects import Rejects
+from data_prep.render.inkml import RenderOptions
 
 SOURCE = "mathwriting"
 LABEL_TYPES = ("normalizedLabel", "label")
@@ -39,7 +39,7 @@ def read(
             exists, else ``root``).
         label_type: preferred annotation, ``normalizedLabel`` (default) or ``label``; the other is
             the fallback. ``meta["label_type"]`` says which one was used.
-        render: :class:`~data_prep.inkml_render.RenderOptions` (or a dict of its fields).
+        render: :class:`~data_prep.render.inkml.RenderOptions` (or a dict of its fields).
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` files are passed over without being parsed).
 

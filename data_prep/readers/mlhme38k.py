@@ -72,7 +72,7 @@ def read(
             environments and braces follow the shared token format (default ``True``); a label
             that is already tokenised is kept exactly as published.
         invert: ink polarity: ``"auto"`` (default) decides per image from its border and
-            histogram (:func:`data_prep.contract.ink_is_light`); ``true``/``false`` force it.
+            histogram (:func:`data_prep.ink.ink_is_light`); ``true``/``false`` force it.
             ``meta["inverted"]`` records what was done.
         cursor: a :class:`~data_prep.readers.common.ReadCursor`: the build's resume position
             (its first ``skip`` items are passed over without opening their images).

@@ -17,7 +17,8 @@ shards or JSON files), ``prompts/<split>.json``, ``*/prompts/<split>.json`` and
 there, with its leading folders dropped one at a time, so ``root`` may also be ``data/`` or
 ``data/CROHME``); a path leading out of ``root`` is refused (``path_escapes_root``).
 
-The task comes from the prompt (:func:`recognise_task`): the main prompt and the second vanilla
+The task comes from the prompt (:func:`recognise_task`, against the task table's prompts and
+their variants, :mod:`data_prep.tasks.registry`): the main prompt and the second vanilla
 prompt are ``main``, then Tree-CoT, counting, error detection and error correction (the prediction
 their prompt carries goes into ``meta["prediction"]``). A prompt matching none is kept, verbatim,
 as task ``other`` (counted per split in the report's rows by task). Prompts and answers are kept
@@ -36,22 +37,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data_prep import contract
-from data_prep.contract import (
-    TASK_COUNTING,
-    TASK_ERROR_CORRECTION,
-    TASK_ERROR_DETECTION,
-    TASK_MAIN,
-    TASK_OTHER,
-    TASK_TREE_COT,
-    Record,
-    dark_ink_on_light,
-    extract_latex,
-)
+from data_prep.contract import IMAGE_TAG, TASK_MAIN, TASK_OTHER, Record, extract_latex
 from data_prep.images import DatasetRoot, ImageError, decode_image
+from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
 from data_prep.rejects import Rejects
-from data_prep.sharegpt import IMAGE_TAG  # the export's tag: what we write is what we read
+from data_prep.tasks.registry import TASKS, checked_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +50,6 @@ SOURCE = "sharegpt"
 USER_ROLES = ("human", "user")
 ASSISTANT_ROLES = ("gpt", "assistant")
 SUFFIXES = (".json", ".jsonl", ".parquet")
-
-#: The second vanilla prompt of the paper's Fig. 2 (a main-task wording).
-VANILLA_PROMPT = (
-    "Please recognise this image of a mathematical expression and give the result in latex format."
-)
-#: The error-driven prompts as the paper's Fig. 2 prints them (FIELD_NOTES); ``{prediction}`` is
-#: the (marked) prediction.
-PAPER_DETECTION_PROMPT = (
-    "I have an image of a handwritten mathematical expression and its OCR recognition result. "
-    "Please help me to detect possible errors in the recognition result and mark the places where "
-    "errors occur with <error_start> <error_end> and <deleted>. Expression: {prediction}"
-)
-PAPER_CORRECTION_PROMPT = (
-    "I have an image of a handwritten mathematical expression and its OCR recognition result. "
-    "Please correct the errors marked <error_start> <error_end> and <deleted> and give the correct "
-    "mathematical expression. Marked Expression: {prediction}"
-)
-#: Tasks whose answer ends with the correct LaTeX, checked like a main answer.
-CHECKED_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING, TASK_ERROR_CORRECTION)
 
 
 def _squash(text: str) -> str:
@@ -96,40 +68,28 @@ def _template_pattern(template: str) -> re.Pattern[str]:
 
 
 def _prompt_table() -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern[str], str, str]]]:
-    """Fixed prompts (squashed) -> (task, variant), and (pattern, task, variant) for templates.
-
-    Built from the contract's prompt constants as they are now, plus the paper's wordings, so both
-    are recognised whichever wording the contract uses.
-    """
-    return _prompt_table_for(
-        contract.MAIN_PROMPT,
-        contract.TREE_COT_PROMPT,
-        contract.COUNTING_PROMPT,
-        contract.ERROR_DETECTION_PROMPT,
-        contract.ERROR_CORRECTION_PROMPT,
-    )
+    """Fixed prompts (squashed) -> (task, variant), and (pattern, task, variant) for templates,
+    from the task table as it is now (:mod:`data_prep.tasks.registry`): each task's prompt (variant:
+    the task's name, ``contract`` for a template) and its other wordings (e.g. ``vanilla``)."""
+    wordings = []
+    for task in TASKS.values():
+        wordings.append((task.prompt, task.name, "contract" if "{prediction}" in task.prompt else task.name))
+        wordings += [(prompt, task.name, variant) for variant, prompt in task.prompt_variants.items()]
+    return _prompt_table_for(tuple(wordings))
 
 
 @functools.lru_cache(maxsize=4)
 def _prompt_table_for(
-    main: str, tree_cot: str, counting: str, detection: str, correction: str
+    wordings: tuple[tuple[str, str, str], ...],
 ) -> tuple[dict[str, tuple[str, str]], list[tuple[re.Pattern[str], str, str]]]:
-    fixed = {
-        _squash(main): (TASK_MAIN, "main"),
-        _squash(VANILLA_PROMPT): (TASK_MAIN, "vanilla"),
-        _squash(tree_cot): (TASK_TREE_COT, "tree_cot"),
-        _squash(counting): (TASK_COUNTING, "counting"),
-    }
+    fixed: dict[str, tuple[str, str]] = {}
     templates = []
-    for template, task, variant in (
-        (detection, TASK_ERROR_DETECTION, "contract"),
-        (PAPER_DETECTION_PROMPT, TASK_ERROR_DETECTION, "paper"),
-        (correction, TASK_ERROR_CORRECTION, "contract"),
-        (PAPER_CORRECTION_PROMPT, TASK_ERROR_CORRECTION, "paper"),
-    ):
-        if all(t != template for t, _, _ in templates):
-            templates.append((template, task, variant))
-    return fixed, [(_template_pattern(t), task, variant) for t, task, variant in templates]
+    for prompt, task, variant in wordings:
+        if "{prediction}" in prompt:
+            templates.append((_template_pattern(prompt), task, variant))
+        else:
+            fixed.setdefault(_squash(prompt), (task, variant))
+    return fixed, templates
 
 
 def recognise_task(prompt: str) -> tuple[str, str, str | None]:
@@ -401,7 +361,7 @@ def _record(
         reject("empty_label", f"{what}: empty answer")
         return None
     if (
-        task in CHECKED_TASKS
+        task in checked_tasks()
         and checked_answer(extract_latex(answer), SOURCE, rejects, path, position, what) is None
     ):
         return None

@@ -4,6 +4,8 @@ datasets, the formula generator) drawn into checked images of dark ink on a ligh
 Modules: :mod:`~data_prep.render.generator` (random well-formed formulas over the CROHME symbols),
 :mod:`~data_prep.render.corpus` (where formulas come from), :mod:`~data_prep.render.style` (seeded
 looks), :mod:`~data_prep.render.renderers` (mathtext, real LaTeX), :mod:`~data_prep.render.augment`
-(albumentations), :mod:`~data_prep.render.engine` (one checked rendering). The ``synthetic`` source
+(albumentations), :mod:`~data_prep.render.engine` (one checked rendering);
+:mod:`~data_prep.render.inkml` draws online strokes (InkML) like the CROHME bitmaps and
+:mod:`~data_prep.render.inkml_compare` measures how alike they are. The ``synthetic`` source
 (:mod:`data_prep.readers.synthetic`) puts them into a data recipe.
 """

@@ -14,19 +14,19 @@ import json
 import sys
 from pathlib import Path
 
-from data_prep.contract import TASK_COUNTING, TASK_TREE_COT
-from data_prep.tasks import DEFAULT_TREE_COT_STYLE, TREE_COT_STYLES, TaskError, count_symbols
+from data_prep.tasks import DEFAULT_TREE_COT_STYLE, TREE_COT_STYLES, TaskError
+from data_prep.tasks.registry import derived_tasks, get_task
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_prep.tasks", description=__doc__.split("\n")[0])
-    parser.add_argument("task", choices=(TASK_TREE_COT, TASK_COUNTING))
+    parser.add_argument("task", choices=derived_tasks())
     parser.add_argument("captions", help="NAME<TAB>latex lines ('-' for stdin)")
     parser.add_argument(
         "--style",
         choices=tuple(TREE_COT_STYLES),
         default=DEFAULT_TREE_COT_STYLE,
-        help=f"Tree-CoT style (default: {DEFAULT_TREE_COT_STYLE}, the reference's serialisation)",
+        help=f"Tree-CoT style (default: {DEFAULT_TREE_COT_STYLE}, the reference's serialisation; other tasks: ignored)",
     )
     args = parser.parse_args(argv)
     if args.captions == "-":
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, UnicodeDecodeError) as err:
             print(f"error: cannot read {args.captions}: {err}", file=sys.stderr)
             return 2
-    build = TREE_COT_STYLES[args.style] if args.task == TASK_TREE_COT else count_symbols
+    task = get_task(args.task)
+    build = task.builder(args.style if task.styles else None)
     skipped: collections.Counter[str] = collections.Counter()
     answered = 0
     for number, line in enumerate(text.split("\n"), 1):

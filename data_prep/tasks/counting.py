@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from data_prep.tasks import TaskError
+from data_prep.tasks.errors import TaskError
 
 #: Tokens that are grouping only, never drawn, hence never counted.
 UNCOUNTED_TOKENS = frozenset({"{", "}"})

@@ -44,7 +44,7 @@ from data_prep.latex import (
     format_tokens,
     parse_latex,
 )
-from data_prep.tasks import TaskError
+from data_prep.tasks.errors import TaskError
 
 #: Operators whose ``_``/``^`` are limits (``below``/``above``), as FIELD_NOTES lists them.
 BIG_OPERATORS = frozenset({"\\sum", "\\int", "\\lim", "\\prod", "\\oint", "\\iint", "\\coprod"})

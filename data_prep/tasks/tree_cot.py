@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data_prep.tasks import TaskError
+from data_prep.tasks.errors import TaskError
 
 #: Commands with two braced arguments: the first is ``above``, the second ``below``.
 TWO_ARGUMENTS = frozenset({"\\frac", "\\cfrac", "\\dfrac", "\\tfrac", "\\binom", "\\dbinom", "\\tbinom"})

@@ -21,15 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data_prep.build import SHARD_PATTERN, stable_fraction
+from data_prep.build import stable_fraction
 from data_prep.contract import TASK_MAIN
-from data_prep.dataset import MANIFEST
-from data_prep.io_utils import atomic_output, write_json_atomic
+from data_prep.dataset import SHARD_ROWS, write_split
 
 logger = logging.getLogger(__name__)
-
-#: Rows per parquet shard of a written subset.
-SHARD_ROWS = 5000
 
 
 def assign_folds(ids: Sequence[str], folds: int, seed: int) -> dict[str, int]:
@@ -57,22 +53,9 @@ def write_subset(
 ) -> Path:
     """Write rows ``indices`` of ``dataset`` (a loaded built split) as split ``split`` of a built
     dataset folder ``out_dir`` (shards renamed into place, then the manifest); returns ``out_dir``."""
-    out_dir = Path(out_dir)
-    split_dir = out_dir / split
-    split_dir.mkdir(parents=True, exist_ok=True)
-    for stale in split_dir.glob("*.parquet*"):  # an interrupted earlier attempt
-        stale.unlink()
-    total = max(1, -(-len(indices) // SHARD_ROWS))
-    shards = []
-    for number in range(total):
-        chunk = indices[number * SHARD_ROWS : (number + 1) * SHARD_ROWS]
-        name = SHARD_PATTERN.format(index=number, total=total)
-        with atomic_output(split_dir / name) as tmp:
-            dataset.select(chunk).to_parquet(str(tmp))
-        shards.append({"file": f"{split}/{name}", "rows": len(chunk)})
-    write_json_atomic(out_dir / MANIFEST, {"splits": {split: {"complete": True, "shards": shards}}, **info})
-    logger.info("wrote %d rows in %d shard(s) to %s", len(indices), total, split_dir)
-    return out_dir
+    write_split(out_dir, split, dataset.select(indices), info, shard_rows=SHARD_ROWS)
+    logger.info("wrote %d rows to %s", len(indices), Path(out_dir) / split)
+    return Path(out_dir)
 
 
 __all__ = ["SHARD_ROWS", "assign_folds", "base_id", "write_subset"]

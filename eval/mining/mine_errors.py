@@ -23,7 +23,7 @@ Then, from every finished fold (recomputed on each run): ``OUT/mined_predictions
 per distinct wrong prediction per id, with its fold and kinds; readable by
 :func:`data_prep.tasks.error_driven.read_predictions`, i.e. usable under ``predictions:`` in a data
 recipe), ``OUT/mining_report.json`` and ``OUT/confusions.json`` (a learned
-:class:`data_prep.confusions.ConfusionTable`).
+:class:`data_prep.tasks.error_driven.confusions.ConfusionTable`).
 """
 
 from __future__ import annotations
@@ -432,8 +432,8 @@ def stage_predict(args: MiningArgs, out: Path, fold: int, model_dir: Path, data:
 
 def collect(args: MiningArgs, out: Path, data: TrainingSet) -> dict[str, Any]:
     """Write the mined file, the report and the confusion table from every finished fold."""
-    from data_prep.confusions import ConfusionTable
     from data_prep.rejects import Rejects
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
     mined: list[dict[str, Any]] = []
     folds_report: dict[str, Any] = {}

@@ -28,8 +28,8 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from data_prep.alignment import align, token_confusions
-from data_prep.confusions import ConfusionTable
+from data_prep.tasks.error_driven.alignment import align, token_confusions
+from data_prep.tasks.error_driven.confusions import ConfusionTable
 from eval.report import plots
 from eval.report.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
 from eval.report.katex_assets import KatexAssets

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
-from data_prep.confusions import ConfusionTable
+from data_prep.tasks.error_driven.confusions import ConfusionTable
 from eval.scoring.metrics import Scores, bucket_labels
 
 #: Colour per set, in order (colour-blind safe, Okabe-Ito).

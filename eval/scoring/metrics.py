@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from data_prep.alignment import edit_distance
+from data_prep.exprate import token_distance, tokens
 
 #: ``<= k`` thresholds reported next to ExpRate.
 THRESHOLDS = (1, 2, 3)
@@ -33,17 +33,6 @@ LENGTH_BUCKETS: tuple[tuple[int, int | None], ...] = (
     (21, 30),
     (31, None),
 )
-
-
-def tokens(latex: str) -> list[str]:
-    """Whitespace tokens (``str.split`` strips the ends and collapses runs of whitespace)."""
-    return latex.split()
-
-
-def token_distance(gt: str, pred: str) -> int:
-    """Token-level Levenshtein distance between truth and prediction (an empty prediction costs
-    ``len(gt)`` tokens)."""
-    return edit_distance(tokens(gt), tokens(pred))
 
 
 def percent(count: int, total: int) -> float:
@@ -100,7 +89,7 @@ class Scores:
     def add(self, gt: str, pred: str, error: str | None = None, normalized_equal: bool | None = None) -> int:
         """Count one item and return its distance."""
         gt_tokens, pred_tokens = tokens(gt), tokens(pred)
-        distance = edit_distance(gt_tokens, pred_tokens)
+        distance = token_distance(gt_tokens, pred_tokens)
         self.n += 1
         for k in self.within:
             if distance <= k:

@@ -1,27 +1,13 @@
-"""The predictions file every evaluation writes: JSON lines, one row per test item.
-
-Row fields (all written, in this order):
-
-``id``          the item's id within its set (the image name without extension for CROHME)
-``set``         the test set (``crohme2014``, ``hme100k`` ...)
-``task``        the task whose prompt was used (``main`` unless an auxiliary prompt was scored)
-``image_path``  where the image was read from (or null)
-``gt``          the truth, space-separated tokens
-``pred``        the LaTeX scored (:func:`data_prep.contract.extract_latex` of ``raw_output``)
-``distance``    token Levenshtein distance between ``gt`` and ``pred``
-``raw_output``  the model's full decoded text (or null when there was none)
-``error``       null, or why the item failed (``corrupt_image``, ``empty_generation`` ...);
-                failed items stay in the file and are scored as what they predicted (usually
-                nothing), so they count as wrong and never shrink the denominator
+"""Writing the predictions file every evaluation writes (rows: :mod:`data_prep.predictions`).
 
 :class:`PredictionWriter` appends and flushes one row at a time, so a killed run loses at most the
 row being written; on reopening it reports the ids already done (tolerating a truncated last line,
-which it cuts off) so the run resumes where it stopped.
+which it cuts off) so the run resumes where it stopped. The ``.meta.json`` beside a predictions
+file records its provenance.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -29,154 +15,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from data_prep.contract import TASK_MAIN, extract_latex
-from data_prep.rejects import Rejects
-from eval.scoring.metrics import token_distance
+# The rows themselves are data_prep's (the lowest layer reading predictions); re-exported so eval's
+# callers keep one import for rows and writer.
+from data_prep.predictions import (  # noqa: F401
+    ERROR_CORRUPT_IMAGE,
+    ERROR_EMPTY_GENERATION,
+    ERROR_GENERATION_FAILED,
+    ERROR_MISSING_PREDICTION,
+    FIELDS,
+    REQUIRED_FIELDS,
+    PredictionRow,
+    complete_prefix_length,
+    is_json_line,
+    make_row,
+    read_prediction_rows,
+)
 
 logger = logging.getLogger(__name__)
-
-FIELDS = ("id", "set", "task", "image_path", "gt", "pred", "distance", "raw_output", "error")
-REQUIRED_FIELDS = ("id", "gt", "pred")
-
-#: Reasons used in the ``error`` field by the project's own writers.
-ERROR_CORRUPT_IMAGE = "corrupt_image"
-ERROR_EMPTY_GENERATION = "empty_generation"
-ERROR_GENERATION_FAILED = "generation_failed"
-ERROR_MISSING_PREDICTION = "missing_prediction"
-
-
-@dataclasses.dataclass
-class PredictionRow:
-    id: str
-    set: str
-    gt: str
-    pred: str
-    task: str = TASK_MAIN
-    image_path: str | None = None
-    distance: int | None = None
-    raw_output: str | None = None
-    error: str | None = None
-    #: The distance the file itself recorded, when it disagrees with ours (not written back).
-    stored_distance: int | None = dataclasses.field(default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if self.distance is None:
-            self.distance = token_distance(self.gt, self.pred)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.set, self.id)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "") -> PredictionRow:
-        """Build a row from a parsed JSON object; ``distance`` is always recomputed (a stored one
-        that disagrees is kept in :attr:`stored_distance` for the caller to report)."""
-        missing = [name for name in REQUIRED_FIELDS if name not in data]
-        if missing:
-            raise ValueError(f"{where}: prediction row lacks {', '.join(missing)}")
-        for name in ("gt", "pred"):
-            if not isinstance(data[name], str):
-                raise ValueError(f"{where}: field {name!r} must be a string, got {type(data[name]).__name__}")
-        row = cls(
-            id=str(data["id"]),
-            set=str(data.get("set") or ""),
-            gt=data["gt"],
-            pred=data["pred"],
-            task=str(data.get("task") or TASK_MAIN),
-            image_path=data.get("image_path"),
-            raw_output=data.get("raw_output"),
-            error=data.get("error") or None,
-        )
-        stored = data.get("distance")
-        if isinstance(stored, int) and stored != row.distance:
-            row.stored_distance = stored
-        return row
-
-
-def make_row(
-    id: str,
-    set: str,
-    gt: str,
-    raw_output: str | None,
-    *,
-    task: str = TASK_MAIN,
-    image_path: str | None = None,
-    error: str | None = None,
-) -> PredictionRow:
-    """The row for one generated answer: ``pred`` is the LaTeX line of ``raw_output``; a missing or
-    blank output without another error is recorded as ``empty_generation``."""
-    pred = extract_latex(raw_output) if raw_output else ""
-    if error is None and not pred:
-        error = ERROR_EMPTY_GENERATION
-    return PredictionRow(
-        id=id,
-        set=set,
-        gt=" ".join(gt.split()),
-        pred=pred,
-        task=task,
-        image_path=image_path,
-        raw_output=raw_output,
-        error=error,
-    )
-
-
-def _complete_prefix_length(data: bytes) -> int:
-    """Length of the part of ``data`` that ends with a newline (the complete lines)."""
-    return data.rfind(b"\n") + 1
-
-
-def _is_json(raw: bytes) -> bool:
-    try:
-        json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return False
-    return True
-
-
-def _parse_lines(path: Path, rejects: Rejects | None) -> list[tuple[int, dict[str, Any]]]:
-    data = path.read_bytes()
-    complete = _complete_prefix_length(data)
-    tail = data[complete:]
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    lines = data[:complete].split(b"\n")[:-1]
-    if tail.strip():
-        # A last line without its newline is either a complete row (a file written by another tool)
-        # or a row cut off by a killed run. Keep it when it parses; report it when it does not.
-        if _is_json(tail):
-            lines.append(tail)
-        else:
-            line_no = len(lines) + 1
-            if rejects is not None:
-                rejects.add("predictions", "truncated_last_line", path, line_no, f"{len(tail)} bytes")
-            else:
-                logger.warning("%s:%d: ignoring a truncated last line (%d bytes)", path, line_no, len(tail))
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}:{line_no}: not UTF-8 ({exc.reason}); the file is damaged") from exc
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{line_no}: not a JSON line ({exc.msg}); the file is damaged") from exc
-        if not isinstance(obj, dict):
-            raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
-        parsed.append((line_no, obj))
-    return parsed
-
-
-def read_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> list[PredictionRow]:
-    """Read a predictions JSONL file.
-
-    A damaged line in the middle is an error (file and line named): dropping it would silently
-    change the denominator. A truncated last line (an interrupted run) is reported through
-    ``rejects`` (or a warning) and left out; the items it held are simply not in the file.
-    """
-    path = Path(path)
-    return [PredictionRow.from_dict(obj, f"{path}:{line_no}") for line_no, obj in _parse_lines(path, rejects)]
 
 
 class PredictionWriter:
@@ -203,11 +58,11 @@ class PredictionWriter:
 
     def _drop_truncated_tail(self) -> None:
         data = self.path.read_bytes()
-        complete = _complete_prefix_length(data)
+        complete = complete_prefix_length(data)
         if complete == len(data):
             return
         tail = data[complete:]
-        if not _is_json(tail):
+        if not is_json_line(tail):
             logger.warning(
                 "%s: cutting off a truncated last line (%d bytes); that item is predicted again",
                 self.path,

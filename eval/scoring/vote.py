@@ -11,11 +11,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Mapping
 
-from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, normalize_answer
+from data_prep.contract import TASK_MAIN, normalize_answer
+from data_prep.tasks.registry import scored_tasks
 from eval.scoring.predictions import PredictionRow, make_row
 
-#: The prompts a vote runs, in order; the first one breaks ties.
-VOTE_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
+#: The prompts a vote runs (the task table's scored tasks), in order; the first one breaks ties.
+VOTE_TASKS = scored_tasks()
 VOTE_TASK_NAME = "vote"
 ERROR_ALL_PROMPTS_FAILED = "all_prompts_failed"
 

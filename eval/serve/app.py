@@ -24,19 +24,18 @@ from typing import Any
 
 from PIL import Image
 
-from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
+from data_prep.contract import TASK_MAIN, extract_latex, prompt_for
 from data_prep.images import on_white
+from data_prep.ink import INVERT_CHOICES as INVERT_MODES
+from data_prep.tasks.registry import get_task, scored_tasks
 from eval.report.summary import model_label
-from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
+from eval.serve.predict import PREDICT_TASKS, prepare_for_model
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-TASK_CHOICES = (
-    ("LaTeX (main task)", TASK_MAIN),
-    ("Tree-CoT: the formula's tree, then the LaTeX", TASK_TREE_COT),
-    ("Symbol counting: the counts, then the LaTeX", TASK_COUNTING),
-)
+#: (label, task) for the page's task list: the task table's scored tasks.
+TASK_CHOICES = tuple((get_task(task).label, task) for task in scored_tasks())
 DEFAULT_MODEL = "artifacts/tiny-qwen2.5-vl"
 #: The typeset answer large enough to check a formula by eye.
 CSS = "#typeset .katex{font-size:1.8em !important}"

@@ -111,7 +111,8 @@ def send(url: str, request: dict[str, Any], *, timeout: float = 120.0, api_key: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from data_prep.images import ImageError, read_image
-    from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model
+    from data_prep.ink import INVERT_CHOICES
+    from eval.serve.predict import PREDICT_TASKS, list_images, prepare_for_model
 
     parser = argparse.ArgumentParser(
         prog="python -m eval.client",
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--model", default="hmer", help="the served model name (vllm serve --served-model-name)"
     )
     parser.add_argument("--task", default=TASK_MAIN, choices=PREDICT_TASKS)
-    parser.add_argument("--invert", default="auto", choices=INVERT_MODES)
+    parser.add_argument("--invert", default="auto", choices=INVERT_CHOICES)
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--raw", action="store_true", help="print the whole answer, not only its LaTeX line")

@@ -4,7 +4,7 @@
     python -m eval.predict --model outputs/sft samples/crohme2014_test/off_image_test --jsonl preds.jsonl
 
 Each image is read safely (``data_prep.images.read_image``: fully decoded, pickles refused), inverted
-when it is white ink on black (CROHME bitmaps; ``--invert auto`` asks ``data_prep.images.mostly_dark``),
+when it is white ink on black (CROHME bitmaps; ``--invert auto|true|false``, decided by ``data_prep.ink.dark_ink_on_light``),
 then handed to an inference backend (``eval.backends``), which prepares it exactly as in training
 (``contract.prepare_image``) and asks the task's prompt. Output: ``NAME<TAB>latex`` per image on
 stdout, or JSON lines (``--jsonl``). Folders are read in sorted order. An image that cannot be read
@@ -24,17 +24,20 @@ from typing import Any
 
 from PIL import Image
 
-from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
-from data_prep.images import ImageError, invert, mostly_dark, on_white, read_image
+from data_prep.contract import TASK_MAIN, extract_latex, prompt_for
+from data_prep.images import ImageError, read_image
+from data_prep.ink import INVERT_CHOICES, dark_ink_on_light, parse_invert
 from data_prep.io_utils import write_text_atomic
+from data_prep.tasks.registry import scored_tasks
 from eval.scoring.predictions import ERROR_EMPTY_GENERATION
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-#: Tasks whose prompt needs only the image (the error-driven ones also need a prediction).
-PREDICT_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING)
-INVERT_MODES = ("auto", "yes", "no")
+#: Tasks whose prompt needs only the image and whose answer is scored (the task table's).
+PREDICT_TASKS = scored_tasks()
+#: ``--invert`` as typed: data_prep.ink's one vocabulary.
+INVERT_MODES = INVERT_CHOICES
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -56,10 +59,7 @@ class Prediction:
 
 def prepare_for_model(image: Image.Image, invert_mode: str = "auto") -> tuple[Image.Image, bool]:
     """The image with dark ink on a light page, and whether it was inverted."""
-    if invert_mode not in INVERT_MODES:
-        raise ValueError(f"invert must be one of {', '.join(INVERT_MODES)}, not {invert_mode!r}")
-    flip = invert_mode == "yes" or (invert_mode == "auto" and mostly_dark(image))
-    return (invert(image) if flip else on_white(image)), flip
+    return dark_ink_on_light(image, parse_invert(invert_mode))
 
 
 def list_images(inputs: Iterable[str | Path]) -> list[Path]:

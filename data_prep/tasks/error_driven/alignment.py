@@ -1,7 +1,8 @@
 """Token-level alignment of a ground truth and a prediction (whitespace tokens).
 
 Built on rapidfuzz's Levenshtein opcodes, which accept lists of strings, so the alignment is the
-same minimal token edit script that the ``<= k`` ExpRate metrics count.
+same minimal token edit script that the ``<= k`` ExpRate metrics count
+(:func:`data_prep.exprate.token_distance`).
 
 Direction: every :class:`EditOp` reads from the prediction's point of view, i.e. it says how to
 turn the prediction into the ground truth:
@@ -18,6 +19,8 @@ import dataclasses
 from collections.abc import Sequence
 
 from rapidfuzz.distance import Levenshtein
+
+from data_prep.exprate import tokens
 
 TAGS = ("equal", "replace", "delete", "insert")
 
@@ -47,18 +50,13 @@ class EditOp:
         return self.tag != "equal"
 
 
-def _tokens(tokens: Sequence[str] | str) -> list[str]:
-    """Accept a token list or a space-separated string (split on whitespace)."""
-    return tokens.split() if isinstance(tokens, str) else list(tokens)
-
-
 def align(gt_tokens: Sequence[str] | str, pred_tokens: Sequence[str] | str) -> list[EditOp]:
     """Minimal token edit script turning ``pred_tokens`` into ``gt_tokens``, as contiguous blocks.
 
     The blocks cover both sequences in order (``equal`` blocks included). Among equally short
     scripts rapidfuzz picks one deterministically (it depends only on token equality).
     """
-    gt, pred = _tokens(gt_tokens), _tokens(pred_tokens)
+    gt, pred = tokens(gt_tokens), tokens(pred_tokens)
     ops = []
     # Source = prediction, destination = ground truth: rapidfuzz's delete/insert then already
     # mean "delete from the prediction" / "insert into the prediction".
@@ -121,8 +119,3 @@ def token_confusions(
         if op.tag == "replace":
             pairs.extend(zip(op.gt_tokens, op.pred_tokens))
     return pairs
-
-
-def edit_distance(gt_tokens: Sequence[str] | str, pred_tokens: Sequence[str] | str) -> int:
-    """Token-level Levenshtein distance (the ``<= k`` ExpRate criterion)."""
-    return Levenshtein.distance(_tokens(pred_tokens), _tokens(gt_tokens))

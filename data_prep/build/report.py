@@ -17,8 +17,8 @@ import numpy as np
 from data_prep.io_utils import write_text_atomic
 
 if TYPE_CHECKING:  # imports for annotations only: build imports this module
-    from data_prep.builder import SplitResult
-    from data_prep.recipe import DataRecipe
+    from data_prep.build.recipe import DataRecipe
+    from data_prep.build.results import SplitResult
 
 PERCENTILES = (0, 50, 90, 99, 100)
 #: Contamination findings listed one by one in the report (all are counted).

@@ -1,15 +1,14 @@
 """The dataset builder: every split of a recipe into ``<out>``, resumably (see ``data_prep.build``).
 
-Per split: stream each source's records (``build_stream``), check and place each prepared record
+Per split: stream each source's records (``stream``), check and place each prepared record
 (duplicates, test-set contamination, task caps), write shards atomically with their resume state
-(``build_state``), then either finish the split (shards under their final names) or, when it has
+(``state``), then either finish the split (shards under their final names) or, when it has
 no rows or too many rejects, discard it so a rerun reads it afresh.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import logging
 import os
@@ -18,65 +17,31 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_prep.build_records import Prepared, where_of
-from data_prep.build_safety import check_output_dir, remove_own_files
-from data_prep.build_state import ShardStats, rejects_from_state, rejects_to_state
-from data_prep.build_stream import SplitPlan, load_confusions, plan_splits, prepared_stream
-from data_prep.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.build.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.build.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
+from data_prep.build.records import Prepared, where_of
+from data_prep.build.results import SplitResult, split_problem
+from data_prep.build.safety import check_output_dir, remove_leftovers, remove_own_files
+from data_prep.build.state import ShardStats, rejects_from_state, rejects_to_state
+from data_prep.build.stream import SplitPlan, load_confusions, plan_splits, prepared_stream
 from data_prep.contract import Record, record_features
+from data_prep.dataset import MANIFEST, shard_name, write_shard
 from data_prep.fingerprint import rows_fingerprint, split_fingerprint
 from data_prep.io_utils import atomic_output, file_sha256, write_json_atomic
-from data_prep.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
 from data_prep.rejects import Reject, Rejects, TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
 
-MANIFEST = "manifest.json"
 #: Bumped when the manifest's meaning changes (2: a source's position counts the reader's items,
 #: see ``ReadCursor``, not the records it yielded; 3: shard statistics count reader records and
 #: inverted images); an older manifest is rebuilt, not misread.
 MANIFEST_FORMAT = 3
 WORK_DIR = ".build"
-SHARD_PATTERN = "shard-{index:05d}-of-{total:05d}.parquet"
-#: Rows per parquet row group (what `datasets` itself uses for image datasets).
-PARQUET_ROW_GROUP = 100
 
 
 # --------------------------------------------------------------------------- #
 # The build
 # --------------------------------------------------------------------------- #
-
-
-@dataclasses.dataclass
-class SplitResult:
-    name: str
-    shards: list[str]
-    stats: list[ShardStats]
-    reader_rejects: Rejects  # what the readers refused
-    rejects: Rejects  # what the build refused (unreadable image, duplicate id)
-    task_rejects: Rejects  # auxiliary records that could not be derived
-    excluded: Rejects  # training records dropped as test-set contamination
-    #: For a holdout carved from a training source: its reader's rejections are counted once, in
-    #: ``train`` (the split reading the rest of the source), not again here.
-    reader_rejects_in: str | None = None
-
-    @property
-    def input_rejects(self) -> Rejects:
-        """Reader and build rejections together: the share checked by ``max_reject_fraction``."""
-        merged = Rejects(log=False)
-        parts = (self.rejects,) if self.reader_rejects_in else (self.reader_rejects, self.rejects)
-        for part in parts:
-            rejects_from_state(rejects_to_state(part), merged)
-        return merged
-
-    @property
-    def input_rows(self) -> int:
-        """Rows made from the readers' records (auxiliary rows derived from them not counted)."""
-        return sum(s.inputs for s in self.stats)
-
-    @property
-    def rows(self) -> int:
-        return sum(sum(s.rows.values()) for s in self.stats)
 
 
 class DatasetBuilder:
@@ -141,8 +106,8 @@ class DatasetBuilder:
 
     def _remove_build(self, manifest: dict[str, Any]) -> None:
         """Delete what an earlier build wrote here (only its own files, by name; see
-        :func:`data_prep.build_safety.remove_own_files`)."""
-        from data_prep.card import CARD_MARKER
+        :func:`data_prep.build.safety.remove_own_files`)."""
+        from data_prep.build.card import CARD_MARKER
 
         remove_own_files(self.out, list(manifest.get("splits", {})), WORK_DIR, CARD_MARKER)
 
@@ -160,7 +125,7 @@ class DatasetBuilder:
             results.append(result)
             if state is None:  # finished by an earlier run, checked then
                 continue
-            problem = self._split_problem(plan, result, results, max_reject_fraction)
+            problem = split_problem(plan, result, results, max_reject_fraction)
             if problem is not None:
                 self._discard_split(plan.name, state)
                 self.write_report(results, failed=f"split {plan.name!r}")
@@ -172,38 +137,10 @@ class DatasetBuilder:
                 )
             self._finish_split(plan.name, state, result)
         report = self.write_report(results)
-        from data_prep.card import write_card
+        from data_prep.build.card import write_card
 
         write_card(self.out, report, self.recipe)
         return results
-
-    def _split_problem(
-        self, plan: SplitPlan, result: SplitResult, results: list[SplitResult], limit: float | None
-    ) -> str | None:
-        """Why ``result`` cannot be kept (no rows at all; too large a share rejected), or ``None``."""
-        rejects = result.input_rejects
-        reasons = ", ".join(f"{r}: {n}" for r, n in rejects.by_reason().items())
-        if result.rows == 0:
-            if len(rejects):
-                return f"split {plan.name!r} has no rows: all {len(rejects)} items were rejected ({reasons})"
-            if len(result.excluded):
-                return (
-                    f"split {plan.name!r} has no rows: all {len(result.excluded)} records were excluded as "
-                    "test-set contamination (see the contamination section of the report)"
-                )
-            where = ", ".join(f"{s.name} ({s.reader} in {s.root}, split {s.split!r})" for s in plan.sources)
-            return f"split {plan.name!r} has no rows: the reader found nothing to read in {where}"
-        seen = result.input_rows + len(rejects)
-        if plan.is_train:  # a holdout's rows came from the same inputs as its reader's rejections
-            holdouts = {s.holdout.name for s in plan.sources if s.holdout}
-            seen += sum(r.input_rows for r in results if r.name in holdouts)
-        if limit is not None and len(rejects) / seen > limit:
-            share = len(rejects) / seen
-            return (
-                f"split {plan.name!r}: {len(rejects)} of {seen} records rejected "
-                f"({share:.1%} > {limit:.1%}); reasons: {reasons}"
-            )
-        return None
 
     def _discard_split(self, split: str, state: dict[str, Any]) -> None:
         """Forget a failed split: its shards and resume state go, so a rerun reads it afresh."""
@@ -214,7 +151,7 @@ class DatasetBuilder:
         self._save_manifest()
 
     def write_report(self, results: list[SplitResult], failed: str | None = None) -> dict[str, Any]:
-        from data_prep.report import build_report, write_report
+        from data_prep.build.report import build_report, write_report
 
         report = build_report(self.recipe, results, self.recipe_hash, failed=failed)
         write_report(report, self.out)
@@ -253,7 +190,7 @@ class DatasetBuilder:
         if state["complete"]:
             logger.info("split %s: already built (%d shards), skipping", plan.name, len(done))
             return result, None
-        self._clean_leftovers(plan.name, work_dir, {s["name"] for s in done})
+        remove_leftovers(self.out, plan.name, work_dir, {s["name"] for s in done})
         if done:
             logger.info("split %s: resuming after %d completed shard(s)", plan.name, len(done))
         else:
@@ -439,16 +376,11 @@ class DatasetBuilder:
 
     def _write_shard(self, path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         # The arrow schema of the record features carries the HF metadata that `datasets` reads
-        # back (the Image feature); small row groups keep random access to embedded images cheap.
+        # back (the Image feature).
         schema = self.features.arrow_schema
-        table = pa.Table.from_pydict(
-            {name: [row[name] for row in rows] for name in schema.names}, schema=schema
-        )
-        with atomic_output(path) as tmp:
-            pq.write_table(table, tmp, row_group_size=PARQUET_ROW_GROUP)
+        write_shard(path, pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema))
 
     def _merge_into_last(
         self, work_dir: Path, entry: dict[str, Any], current: ShardStats, checkpoint: dict[str, Any]
@@ -461,19 +393,6 @@ class DatasetBuilder:
         entry.update(checkpoint)
         self._save_manifest()
 
-    def _clean_leftovers(self, split: str, work_dir: Path, keep: set[str]) -> None:
-        """Remove temporary files and shards of an interrupted run that the manifest never recorded."""
-        for path in work_dir.iterdir():
-            stem = path.name.split(".")[0]
-            if path.name.endswith(".tmp") or stem not in keep:
-                logger.info("removing leftover %s", path)
-                path.unlink()
-        final_dir = self.out / split
-        if final_dir.is_dir():
-            for path in final_dir.glob("shard-*.parquet"):  # only the build's own shards
-                if path.name.split("-of-")[0] not in keep:
-                    path.unlink()
-
     def _finish_split(self, split: str, state: dict[str, Any], result: SplitResult) -> None:
         """Move the shards to ``<out>/<split>/`` under their final names and mark the split done."""
         final_dir = self.out / split
@@ -481,7 +400,7 @@ class DatasetBuilder:
         total = len(state["shards"])
         files = []
         for index, entry in enumerate(state["shards"]):
-            target = final_dir / SHARD_PATTERN.format(index=index, total=total)
+            target = final_dir / shard_name(index, total)
             source = self.out / entry["file"]
             if source.exists():
                 os.replace(source, target)

@@ -15,29 +15,21 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from data_prep.answer_check import answer_problem
-from data_prep.contamination import Fingerprint, fingerprint
-from data_prep.contract import (
-    TASK_COUNTING,
-    TASK_ERROR_CORRECTION,
-    TASK_MAIN,
-    TASK_TREE_COT,
-    VANILLA_PROMPT,
-    Record,
-    dark_ink_on_light,
-)
-from data_prep.recipe import DERIVED_TASKS, ERROR_TASKS, RecipeError, TaskSpec
+from data_prep.build.contamination import Fingerprint, fingerprint
+from data_prep.build.recipe import RecipeError, TaskSpec
+from data_prep.contract import TASK_MAIN, VANILLA_PROMPT, Record
+from data_prep.ink import dark_ink_on_light
 from data_prep.rejects import Reject, Rejects, clean_detail
+from data_prep.tasks.registry import checked_tasks, derived_tasks, error_tasks
 
 if TYPE_CHECKING:
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
 logger = logging.getLogger("data_prep.build")
 
 #: zlib level 1: about 3x faster than the default 6 for ~10 % larger PNGs (see benchmarks).
 PNG_COMPRESS_LEVEL = 1
 #: Tasks whose answer ends with the correct LaTeX (checked like a main answer). Error detection's
-#: answer is a wrong prediction with marks, and ``other`` is kept as released: neither is checked.
-CHECKED_TASKS = (TASK_MAIN, TASK_TREE_COT, TASK_COUNTING, TASK_ERROR_CORRECTION)
 
 
 # --------------------------------------------------------------------------- #
@@ -119,12 +111,12 @@ class Prepared:
 def learned_confusions(path: str | Path, where: str) -> ConfusionTable:
     """The built-in confusion table plus the learned one at ``path`` (a
     :meth:`ConfusionTable.to_json` file); a :class:`RecipeError` naming ``where`` when unusable."""
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
     if not Path(path).is_file():
         raise RecipeError(
             f"{where}: confusion table {path} does not exist (write one with python -m eval.mine_errors "
-            "or python -m data_prep.confusions)"
+            "or python -m data_prep.tasks.error_driven.confusions)"
         )
     try:
         learned = ConfusionTable.from_json(path)
@@ -165,10 +157,10 @@ class RecordProcessor:
 
     def derive(self, record: Record, rejects: Rejects) -> list[Record]:
         derived: list[Record] = []
-        if any(task in self.tasks for task in DERIVED_TASKS):
+        if any(task in self.tasks for task in derived_tasks()):
             from data_prep.tasks import aux_task_builder
 
-            for task in DERIVED_TASKS:
+            for task in derived_tasks():
                 if task in self.tasks and self.chosen(task, record.id):
                     try:
                         derived.append(aux_task_builder(task, self.tasks[task].style)(record))
@@ -177,7 +169,7 @@ class RecordProcessor:
                         rejects.add(record.source, f"{task}_failed", file, line, f"{record.id}: {err}")
         # Detection and correction usually share a spec: build the pair once, keep what is asked.
         error_samples: dict[TaskSpec, list[Record]] = {}
-        for task in ERROR_TASKS:
+        for task in error_tasks():
             spec = self.tasks.get(task)
             if spec is None or not self.chosen(task, record.id):
                 continue
@@ -203,7 +195,7 @@ class RecordProcessor:
 
     def __call__(self, record: Record) -> Prepared | Reject:
         file, line = where_of(record)
-        if record.task in CHECKED_TASKS:
+        if record.task in checked_tasks():
             # Readers check their answers; this catches a reader that does not (same rule).
             problem = answer_problem(record.latex)
             if problem is not None:

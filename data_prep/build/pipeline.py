@@ -16,12 +16,13 @@ completed shards and finished sources, and has each reader pass over the items i
 without opening their images, then continues.
 A finished split's shards move to ``<out>/<split>/`` and get their final ``-of-NNNNN`` names;
 a split with no rows, or with too large a share of its input rejected, is discarded instead (a
-rerun rebuilds it), and a finished build gets its dataset card (``data_prep.card``).
+rerun rebuilds it), and a finished build gets its dataset card (``data_prep.build.card``).
 
-Beside this module: ``builder`` (the ``DatasetBuilder``), ``build_stream`` (splits and reader
-streams), ``build_records`` (per-record work, in worker processes), ``build_state`` (what is
-saved with each shard) and ``build_safety`` (an output folder never overlaps a source; only the
-build's own files are ever deleted).
+Beside this module: ``builder`` (the ``DatasetBuilder``), ``stream`` (splits and reader
+streams), ``records`` (per-record work, in worker processes), ``state`` (what is saved with each
+shard), ``results`` (a split's result and whether it may be kept) and ``safety`` (an output
+folder never overlaps a source; only the build's own files are ever deleted). The format itself
+is :mod:`data_prep.dataset`'s.
 """
 
 from __future__ import annotations
@@ -31,10 +32,8 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.build_records import encode_png, stable_fraction
-from data_prep.build_stream import SplitPlan, plan_splits
-from data_prep.builder import MANIFEST_FORMAT, SHARD_PATTERN, DatasetBuilder, SplitResult
-from data_prep.recipe import DataRecipe, RecipeError, load_recipe
+from data_prep.build.builder import DatasetBuilder
+from data_prep.build.recipe import DataRecipe, RecipeError, load_recipe
 from data_prep.rejects import TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -65,7 +64,7 @@ def build_dataset(
     )
     builder.build(limit)
     if sharegpt if sharegpt is not None else recipe.sharegpt:
-        from data_prep.sharegpt import export_sharegpt
+        from data_prep.build.sharegpt import export_sharegpt
 
         export_sharegpt(out, out / "sharegpt")
     logger.info("dataset written to %s (report: %s)", out, out / "report.md")
@@ -124,20 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return 0
 
-
-#: Re-exported: folds, benchmarks and tests import these from here.
-__all__ = [
-    "MANIFEST_FORMAT",
-    "SHARD_PATTERN",
-    "DatasetBuilder",
-    "SplitPlan",
-    "SplitResult",
-    "build_dataset",
-    "encode_png",
-    "main",
-    "plan_splits",
-    "stable_fraction",
-]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from data_prep.io_utils import write_text_atomic
+from data_prep.readers.registry import reader_terms
 
 #: A line every card carries: a rebuild deletes (or replaces) only a card with it.
 CARD_MARKER = "<!-- dataset card written by hmer-recipes: python -m data_prep.build -->"
@@ -25,22 +26,8 @@ UPLOAD_PATTERNS = ("README.md", "*/shard-*.parquet", "report.json", "report.md",
 #: Never sent, whatever matches above (huggingface_hub's ``*`` also matches ``/``).
 IGNORE_PATTERNS = (".build/*", ".cache/*", "sharegpt/*", "manifest.json", "*.tmp")
 
-#: Terms of use per reader, as each dataset's distributors state them (docs/datasets.md).
-SOURCE_TERMS = {
-    "crohme": "CROHME competition data (TC11): research use; cite the competition",
-    "crohme_inkml": "CROHME competition data (TC11): research use; cite the competition",
-    "hme100k": "HME100K (TAL Education Group): research use only",
-    "im2latex": "im2latex-100k (harvardnlp/im2markup): formulas from arXiv papers; research use",
-    "mlhme38k": "MLHME-38K (TAL, ICDAR 2021 competition): research use only",
-    "m2e": "M2E: research use; see its distributors' terms",
-    "mathwriting": "MathWriting (Google Research): CC BY-NC-SA 4.0",
-    "sharegpt": "Uni-MuMER released data: the terms of each dataset it repackages",
-    "labels": "your own data: state its licence here",
-}
-
-
 def card_text(report: dict[str, Any], recipe) -> str:
-    """The card for a finished build (``report`` as :func:`data_prep.report.build_report` makes it)."""
+    """The card for a finished build (``report`` as :func:`data_prep.build.report.build_report` makes it)."""
     splits = report["splits"]
     header = {
         "configs": [
@@ -97,7 +84,7 @@ def card_text(report: dict[str, Any], recipe) -> str:
 
 
 def _source_row(spec, feeds: str) -> str:
-    terms = SOURCE_TERMS.get(spec.reader, "see the dataset's terms")
+    terms = reader_terms(spec.reader)
     return f"| `{spec.name}` | `{spec.reader}` | `{spec.split}` | {feeds} | {terms} |"
 
 
@@ -127,7 +114,6 @@ def upload_files(data_dir: str | Path) -> list[str]:
 __all__ = [
     "CARD_MARKER",
     "IGNORE_PATTERNS",
-    "SOURCE_TERMS",
     "UPLOAD_PATTERNS",
     "card_text",
     "upload_files",

@@ -34,32 +34,28 @@ from typing import Any
 
 import yaml
 
+from data_prep.build.recipe_fields import (
+    RecipeError,
+    as_fraction,
+    as_int,
+    as_str,
+    check_keys,
+    check_reader,
+    fail,
+    split_name,
+)
 from data_prep.contract import (
-    TASK_COUNTING,
-    TASK_ERROR_CORRECTION,
-    TASK_ERROR_DETECTION,
     TASK_FORMAT_VERSION,
     TASK_MAIN,
-    TASK_TREE_COT,
 )
+from data_prep.tasks.registry import derived_tasks, error_tasks, get_task
 
-#: Tasks derived from a main record by ``data_prep.tasks.AUX_TASK_BUILDERS``.
-DERIVED_TASKS = (TASK_TREE_COT, TASK_COUNTING)
-#: Tasks built from wrong predictions (``data_prep.tasks.error_driven``).
-ERROR_TASKS = (TASK_ERROR_DETECTION, TASK_ERROR_CORRECTION)
-AUX_TASKS = DERIVED_TASKS + ERROR_TASKS
 #: What to do with a training record that matches a test set.
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
 #: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
 DEFAULT_MAX_REJECT_FRACTION = 0.05
-#: Split names become folder names and dataset split names.
-_SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: What ``datasets`` accepts as a split name (``datasets.splits``): test sets and holdouts are splits.
 _HF_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
-
-
-class RecipeError(ValueError):
-    """A data recipe that cannot be used, with the file and key at fault."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +67,7 @@ class TaskSpec:
     Error tasks also say where wrong predictions come from: ``synthetic`` (that many synthetic
     wrong predictions per record) or ``predictions`` (prediction files keyed by record id). With
     ``synthetic``, ``confusions`` may name a learned confusion table (JSON of
-    ``data_prep.confusions.ConfusionTable.to_json``, e.g. the ``confusions.json`` of
+    ``data_prep.tasks.error_driven.confusions.ConfusionTable.to_json``, e.g. the ``confusions.json`` of
     ``python -m eval.mine_errors``), added to the built-in table for the symbol substitutions.
     """
 
@@ -110,7 +106,7 @@ class SourceSpec:
 
 @dataclasses.dataclass(frozen=True)
 class ContaminationSpec:
-    """Policy for training records that overlap a test set (see ``data_prep.contamination``)."""
+    """Policy for training records that overlap a test set (see ``data_prep.build.contamination``)."""
 
     image: str = "exclude"
     formula: str = "report"
@@ -157,77 +153,26 @@ class DataRecipe:
         return names + (["train"] if self.train else [])
 
 
-# --------------------------------------------------------------------------- #
-# Validation helpers
-# --------------------------------------------------------------------------- #
-
-
-def _fail(where: str, message: str) -> RecipeError:
-    return RecipeError(f"{where}: {message}")
-
-
-def _check_keys(value: Any, allowed: set[str], required: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(where, f"expected a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise _fail(
-            where, f"unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(allowed))}"
-        )
-    missing = sorted(required - set(value))
-    if missing:
-        raise _fail(where, f"missing required key(s) {', '.join(map(repr, missing))}")
-    return value
-
-
-def _int(value: Any, where: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(where, f"expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _fraction(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise _fail(where, f"expected a number between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _str(value: Any, where: str) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # `split: 2014` in YAML is an int; it names a folder all the same
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(where, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _split_name(value: Any, where: str) -> str:
-    name = _str(value, where)
-    if not _SPLIT_NAME.match(name):
-        raise _fail(where, f"{name!r} is not a usable split name (letters, digits, '_', '-', '.')")
-    return name
-
-
 def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
-    if task in DERIVED_TASKS:
+    if task in derived_tasks():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return TaskSpec(fraction=_fraction(value, where))
-        keys = {"fraction", "max_records"} | ({"style"} if task == TASK_TREE_COT else set())
-        spec = _check_keys(value, keys, set(), where)
+            return TaskSpec(fraction=as_fraction(value, where))
+        styles = get_task(task).styles
+        keys = {"fraction", "max_records"} | ({"style"} if styles else set())
+        spec = check_keys(value, keys, set(), where)
         style = spec.get("style")
         if style is not None:
-            from data_prep.tasks import TREE_COT_STYLES
-
-            if style not in TREE_COT_STYLES:
-                raise _fail(f"{where}.style", f"unknown style {style!r}; known: {', '.join(TREE_COT_STYLES)}")
+            if style not in styles:
+                raise fail(f"{where}.style", f"unknown style {style!r}; known: {', '.join(styles)}")
         return TaskSpec(
-            fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
+            fraction=as_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
             max_records=None
             if spec.get("max_records") is None
-            else _int(spec["max_records"], f"{where}.max_records", 1),
+            else as_int(spec["max_records"], f"{where}.max_records", 1),
             style=style,
         )
     # Error-driven tasks need to know where the wrong predictions come from.
-    spec = _check_keys(
+    spec = check_keys(
         value, {"fraction", "max_records", "synthetic", "predictions", "confusions"}, set(), where
     )
     synthetic = spec.get("synthetic")
@@ -235,21 +180,21 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
     if isinstance(predictions, str):
         predictions = [predictions]
     if (synthetic is None) == (not predictions):
-        raise _fail(where, "give exactly one of 'synthetic: N' or 'predictions: [files]'")
+        raise fail(where, "give exactly one of 'synthetic: N' or 'predictions: [files]'")
     if not isinstance(predictions, list):
-        raise _fail(f"{where}.predictions", "expected a list of prediction files")
+        raise fail(f"{where}.predictions", "expected a list of prediction files")
     confusions = spec.get("confusions")
     if confusions is not None:
         if synthetic is None:
-            raise _fail(f"{where}.confusions", "a confusion table only shapes 'synthetic' errors")
-        confusions = _str(confusions, f"{where}.confusions")
+            raise fail(f"{where}.confusions", "a confusion table only shapes 'synthetic' errors")
+        confusions = as_str(confusions, f"{where}.confusions")
     return TaskSpec(
-        fraction=_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
+        fraction=as_fraction(spec.get("fraction", 1.0), f"{where}.fraction"),
         max_records=None
         if spec.get("max_records") is None
-        else _int(spec["max_records"], f"{where}.max_records", 1),
-        synthetic=None if synthetic is None else _int(synthetic, f"{where}.synthetic", 1),
-        predictions=tuple(_str(p, f"{where}.predictions") for p in predictions),
+        else as_int(spec["max_records"], f"{where}.max_records", 1),
+        synthetic=None if synthetic is None else as_int(synthetic, f"{where}.synthetic", 1),
+        predictions=tuple(as_str(p, f"{where}.predictions") for p in predictions),
         confusions=confusions,
     )
 
@@ -258,73 +203,49 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
     allowed = {"name", "reader", "root", "split", "options", "max_records"}
     if is_train:
         allowed |= {"tasks", "holdout", "vanilla_prompt"}
-    spec = _check_keys(value, allowed, {"reader", "root", "split"}, where)
-    reader = _str(spec["reader"], f"{where}.reader")
-    name = _split_name(spec.get("name", reader), f"{where}.name")
+    spec = check_keys(value, allowed, {"reader", "root", "split"}, where)
+    reader = as_str(spec["reader"], f"{where}.reader")
+    name = split_name(spec.get("name", reader), f"{where}.name")
     options = spec.get("options") or {}
     if not isinstance(options, dict):
-        raise _fail(f"{where}.options", "expected a mapping of reader options")
+        raise fail(f"{where}.options", "expected a mapping of reader options")
     tasks: dict[str, TaskSpec] = {}
     raw_tasks = spec.get("tasks") or {}
     if not isinstance(raw_tasks, dict):
-        raise _fail(f"{where}.tasks", "expected a mapping task -> weight or spec")
+        raise fail(f"{where}.tasks", "expected a mapping task -> weight or spec")
     for task, task_value in raw_tasks.items():
         task_where = f"{where}.tasks.{task}"
         if task == TASK_MAIN:
             if task_value not in (1, 1.0, True):
-                raise _fail(
+                raise fail(
                     task_where, "the main task is always built in full; leave it out or write 'main: 1.0'"
                 )
             continue
-        if task not in AUX_TASKS:
-            raise _fail(task_where, f"unknown task; known: {', '.join((TASK_MAIN, *AUX_TASKS))}")
+        if task not in (*derived_tasks(), *error_tasks()):
+            known = ", ".join((TASK_MAIN, *derived_tasks(), *error_tasks()))
+            raise fail(task_where, f"unknown task; known: {known}")
         tasks[task] = _task_spec(task, task_value, task_where)
     holdout = None
     if spec.get("holdout") is not None:
-        raw = _check_keys(spec["holdout"], {"name", "fraction"}, {"name", "fraction"}, f"{where}.holdout")
+        raw = check_keys(spec["holdout"], {"name", "fraction"}, {"name", "fraction"}, f"{where}.holdout")
         holdout = HoldoutSpec(
-            name=_split_name(raw["name"], f"{where}.holdout.name"),
-            fraction=_fraction(raw["fraction"], f"{where}.holdout.fraction"),
+            name=split_name(raw["name"], f"{where}.holdout.name"),
+            fraction=as_fraction(raw["fraction"], f"{where}.holdout.fraction"),
         )
         if not 0 < holdout.fraction < 1:
-            raise _fail(f"{where}.holdout.fraction", "must be strictly between 0 and 1")
+            raise fail(f"{where}.holdout.fraction", "must be strictly between 0 and 1")
     max_records = spec.get("max_records")
     return SourceSpec(
         name=name,
         reader=reader,
-        root=_str(spec["root"], f"{where}.root"),
-        split=_str(spec["split"], f"{where}.split"),
+        root=as_str(spec["root"], f"{where}.root"),
+        split=as_str(spec["split"], f"{where}.split"),
         options=dict(options),
         tasks=tasks,
-        max_records=None if max_records is None else _int(max_records, f"{where}.max_records", 1),
+        max_records=None if max_records is None else as_int(max_records, f"{where}.max_records", 1),
         holdout=holdout,
-        vanilla_prompt=_fraction(spec.get("vanilla_prompt", 0.0), f"{where}.vanilla_prompt"),
+        vanilla_prompt=as_fraction(spec.get("vanilla_prompt", 0.0), f"{where}.vanilla_prompt"),
     )
-
-
-def _check_reader(name: str, where: str, options: dict[str, Any] | None = None) -> None:
-    """Ask the reader registry about ``name``; skipped while ``data_prep.readers`` has no registry."""
-    try:
-        from data_prep.readers import get_reader
-    except ImportError:
-        return
-    try:
-        reader = get_reader(name)
-    except (KeyError, ValueError) as err:
-        raise _fail(where, f"unknown reader {name!r}: {err}") from None
-    # An option the reader does not take would otherwise fail only when the build reaches it.
-    import inspect
-
-    params = inspect.signature(reader).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    known = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "cursor"]
-    unknown = sorted(set(options or {}) - set(known))
-    if unknown:
-        raise _fail(
-            f"{where}.options",
-            f"unknown option(s) {', '.join(unknown)} for reader {name!r}; it takes: {', '.join(known) or 'none'}",
-        )
 
 
 # --------------------------------------------------------------------------- #
@@ -346,34 +267,34 @@ _TOP_KEYS = {
 
 def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
     """Validate a recipe mapping (already parsed from YAML) into a :class:`DataRecipe`."""
-    top = _check_keys(data, _TOP_KEYS, {"output_dir"}, where)
+    top = check_keys(data, _TOP_KEYS, {"output_dir"}, where)
     train = top.get("train") or []
     tests = top.get("test_sets") or []
     if not isinstance(train, list) or not isinstance(tests, list):
-        raise _fail(where, "'train' and 'test_sets' are lists of sources")
+        raise fail(where, "'train' and 'test_sets' are lists of sources")
     if not train and not tests:
-        raise _fail(where, "the recipe has neither 'train' sources nor 'test_sets'")
+        raise fail(where, "the recipe has neither 'train' sources nor 'test_sets'")
     train_specs = tuple(_source(s, f"{where}: train[{i}]", is_train=True) for i, s in enumerate(train))
     test_specs = tuple(_source(s, f"{where}: test_sets[{i}]", is_train=False) for i, s in enumerate(tests))
 
     source_names = [s.name for s in train_specs]
     if len(set(source_names)) != len(source_names):
-        raise _fail(where, f"train source names must be unique (use 'name:'), got {source_names}")
+        raise fail(where, f"train source names must be unique (use 'name:'), got {source_names}")
     split_names = [s.name for s in test_specs] + [s.holdout.name for s in train_specs if s.holdout]
     if "train" in split_names or len(set(split_names)) != len(split_names):
-        raise _fail(where, f"test set names must be unique and not 'train', got {split_names}")
+        raise fail(where, f"test set names must be unique and not 'train', got {split_names}")
     for name in split_names:
         if not _HF_SPLIT_NAME.match(name):
-            raise _fail(
+            raise fail(
                 where,
                 f"test set name {name!r} is not a usable dataset split name (Hugging Face datasets "
                 "accepts letters, digits and '_', groups joined by '.')",
             )
 
     for spec in train_specs + test_specs:
-        _check_reader(spec.reader, f"{where}: source {spec.name!r}", spec.options)
+        check_reader(spec.reader, f"{where}: source {spec.name!r}", spec.options)
 
-    contamination = _check_keys(
+    contamination = check_keys(
         top.get("contamination") or {},
         {"image", "formula", "perceptual_max_distance", "rendered_formula"},
         set(),
@@ -381,33 +302,33 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
     )
     for key in ("image", "formula", "rendered_formula"):
         if contamination.get(key, "exclude") not in CONTAMINATION_ACTIONS:
-            raise _fail(
+            raise fail(
                 f"{where}: contamination.{key}", f"expected one of {', '.join(CONTAMINATION_ACTIONS)}"
             )
     max_reject = top.get("max_reject_fraction")
     sharegpt = top.get("sharegpt", False)
     if not isinstance(sharegpt, bool):
-        raise _fail(f"{where}: sharegpt", "expected true or false")
+        raise fail(f"{where}: sharegpt", "expected true or false")
     return DataRecipe(
-        output_dir=_str(top["output_dir"], f"{where}: output_dir"),
+        output_dir=as_str(top["output_dir"], f"{where}: output_dir"),
         train=train_specs,
         test_sets=test_specs,
-        seed=_int(top.get("seed", 1234), f"{where}: seed"),
-        shard_size=_int(top.get("shard_size", 2000), f"{where}: shard_size", 1),
+        seed=as_int(top.get("seed", 1234), f"{where}: seed"),
+        shard_size=as_int(top.get("shard_size", 2000), f"{where}: shard_size", 1),
         max_reject_fraction=DEFAULT_MAX_REJECT_FRACTION
         if max_reject is None
-        else _fraction(max_reject, f"{where}: max_reject_fraction"),
+        else as_fraction(max_reject, f"{where}: max_reject_fraction"),
         contamination=ContaminationSpec(
             image=contamination.get("image", "exclude"),
             formula=contamination.get("formula", "report"),
-            perceptual_max_distance=_int(
+            perceptual_max_distance=as_int(
                 contamination.get("perceptual_max_distance", 12),
                 f"{where}: contamination.perceptual_max_distance",
             ),
             rendered_formula=contamination.get("rendered_formula", "exclude"),
         ),
         sharegpt=sharegpt,
-        num_proc=_int(top.get("num_proc", 1), f"{where}: num_proc", 1),
+        num_proc=as_int(top.get("num_proc", 1), f"{where}: num_proc", 1),
         path=where,
     )
 

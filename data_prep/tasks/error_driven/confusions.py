@@ -8,35 +8,32 @@ Two sources:
   common sense about handwriting, not measured rates.
 * :meth:`ConfusionTable.from_prediction_files` -- counts of substituted token pairs (ground truth
   -> prediction) learned from evaluation predictions files through
-  :func:`data_prep.alignment.token_confusions`.
+  :func:`data_prep.tasks.error_driven.alignment.token_confusions`.
 
 Tables serialise to JSON (``{"format": "hmer-confusions/1", "confusions": {gt: {pred: count}}}``).
 
 Learn one from predictions files::
 
-    python -m data_prep.confusions --predictions outputs/eval/crohme2014.jsonl --output confusions.json
+    python -m data_prep.tasks.error_driven.confusions --predictions outputs/eval/crohme2014.jsonl --output confusions.json
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from data_prep import io_utils
-from data_prep.alignment import token_confusions
-from data_prep.contract import normalize_answer
+from data_prep.predictions import iter_prediction_rows
 from data_prep.rejects import Rejects
+from data_prep.tasks.error_driven.alignment import token_confusions
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "hmer-confusions/1"
-#: Source name used for rejected prediction rows.
-PREDICTIONS_SOURCE = "predictions"
 
 #: Groups of symbols that look alike in handwriting; each member may be read as any other.
 BUILTIN_CONFUSABLE_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -75,66 +72,6 @@ BUILTIN_CONFUSABLE_GROUPS: tuple[tuple[str, ...], ...] = (
     ("\\phi", "\\Phi"),
     ("\\prime", "'"),
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class PredictionRow:
-    """One usable row of an evaluation predictions JSONL file."""
-
-    id: str
-    gt: str
-    pred: str
-    file: str
-    line: int
-
-    @property
-    def is_correct(self) -> bool:
-        """Exact match of the whitespace token sequences (the ExpRate criterion)."""
-        return self.gt.split() == self.pred.split()
-
-
-def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> Iterator[PredictionRow]:
-    """Rows ``{"id", "gt", "pred", ...}`` of a predictions JSONL file; other keys are ignored.
-
-    This is the format ``eval`` writes (``eval.scoring.predictions``); integer ids are read as text. Rows
-    that are malformed (bad JSON, not an object, a missing or non-string ``id``/``gt``/``pred``, an
-    empty ``id`` or ``gt``) or that record a generation failure (a non-empty ``error`` field) are
-    counted in ``rejects`` with file, line and reason, and skipped.
-    """
-    rejects = rejects if rejects is not None else Rejects()
-    path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                rejects.add(PREDICTIONS_SOURCE, "invalid_json", path, number, str(error))
-                continue
-            if not isinstance(row, dict):
-                rejects.add(PREDICTIONS_SOURCE, "not_an_object", path, number, type(row).__name__)
-                continue
-            missing = [key for key in ("id", "gt", "pred") if key not in row]
-            if missing:
-                rejects.add(PREDICTIONS_SOURCE, "missing_field", path, number, ", ".join(missing))
-                continue
-            if isinstance(row["id"], int) and not isinstance(row["id"], bool):
-                row["id"] = str(row["id"])
-            wrong = [key for key in ("id", "gt", "pred") if not isinstance(row[key], str)]
-            if wrong:
-                rejects.add(PREDICTIONS_SOURCE, "not_a_string", path, number, ", ".join(wrong))
-                continue
-            if not row["id"].strip() or not row["gt"].strip():
-                rejects.add(PREDICTIONS_SOURCE, "empty_id_or_gt", path, number)
-                continue
-            if row.get("error"):
-                # A failed generation (unreadable image, crash, missing output) is not a misreading.
-                rejects.add(PREDICTIONS_SOURCE, "generation_error", path, number, str(row["error"]))
-                continue
-            yield PredictionRow(
-                row["id"], normalize_answer(row["gt"]), normalize_answer(row["pred"]), str(path), number
-            )
 
 
 class ConfusionTable:

@@ -10,11 +10,15 @@ it.
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from pathlib import Path
 
+from data_prep.build.recipe import DataRecipe, RecipeError
 from data_prep.path_guard import find_overlap
-from data_prep.recipe import DataRecipe, RecipeError
+
+logger = logging.getLogger("data_prep.build")
 
 #: Reader options that name files or folders (relative to the source root unless absolute).
 PATH_OPTIONS = (
@@ -71,7 +75,7 @@ def check_output_dir(out: str | Path, recipe: DataRecipe) -> None:
             "files in its output folder, so it must be a folder of its own, outside every source "
             "(e.g. outputs/data/NAME); nothing was written"
         )
-    from data_prep.card import CARD_MARKER
+    from data_prep.build.card import CARD_MARKER
 
     card = Path(out) / "README.md"
     if card.is_file() and CARD_MARKER not in card.read_text(encoding="utf-8", errors="replace"):
@@ -123,3 +127,17 @@ def remove_own_files(out: Path, splits: list[str], work_dir: str, card_marker: s
 
 
 __all__ = ["PATH_OPTIONS", "check_output_dir", "remove_own_files", "source_paths"]
+
+
+def remove_leftovers(out: Path, split: str, work_dir: Path, keep: set[str]) -> None:
+    """Remove temporary files and shards of an interrupted run that the manifest never recorded."""
+    for path in work_dir.iterdir():
+        stem = path.name.split(".")[0]
+        if path.name.endswith(".tmp") or stem not in keep:
+            logger.info("removing leftover %s", path)
+            path.unlink()
+    final_dir = out / split
+    if final_dir.is_dir():
+        for path in final_dir.glob("shard-*.parquet"):  # only the build's own shards
+            if path.name.split("-of-")[0] not in keep:
+                path.unlink()

@@ -26,12 +26,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from data_prep.contract import IMAGE_TAG
 from data_prep.dataset import list_splits, load_split
 from data_prep.io_utils import write_bytes_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TAG = "<image>"
 DATASET_PREFIX = "hmer_"
 
 
@@ -95,7 +95,7 @@ def export_sharegpt(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m data_prep.sharegpt", description="Export a built dataset to ShareGPT JSON"
+        prog="python -m data_prep.build.sharegpt", description="Export a built dataset to ShareGPT JSON"
     )
     parser.add_argument("--data-dir", required=True, help="a folder written by python -m data_prep.build")
     parser.add_argument("--output-dir", help="default: <data-dir>/sharegpt")

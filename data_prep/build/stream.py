@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data_prep.build_records import (
+from data_prep.build.recipe import DataRecipe, RecipeError, SourceSpec
+from data_prep.build.records import (
     RecordProcessor,
     StreamItem,
     init_worker,
@@ -22,13 +23,12 @@ from data_prep.build_records import (
     stable_fraction,
     work,
 )
-from data_prep.build_state import rejects_to_state
+from data_prep.build.state import rejects_to_state
 from data_prep.contract import Record
-from data_prep.recipe import DataRecipe, RecipeError, SourceSpec
 from data_prep.rejects import Rejects
 
 if TYPE_CHECKING:
-    from data_prep.confusions import ConfusionTable
+    from data_prep.tasks.error_driven.confusions import ConfusionTable
 
 logger = logging.getLogger("data_prep.build")
 #: Records in flight between the reader and the writer when encoding in worker processes.
