@@ -152,9 +152,9 @@ def _refuse(*_args, **_kw):
 def test_rerun_skips_finished_stages(mined, monkeypatch):
     out, args, report = mined
     before = _snapshot(out)
-    monkeypatch.setattr("eval.mining.mine_errors.write_subset", _refuse)
+    monkeypatch.setattr("eval.mining.stages.write_subset", _refuse)
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.get_backend", _refuse)
+    monkeypatch.setattr("eval.mining.stages.get_backend", _refuse)
     assert mine(args) == report
     assert _snapshot(out) == before
 
@@ -175,7 +175,7 @@ def test_interrupted_prediction_resumes_with_the_missing_rows(mined, tmp_path, m
     marker_path(copy, 1, "predict").unlink()
     path.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.write_subset", _refuse)
+    monkeypatch.setattr("eval.mining.stages.write_subset", _refuse)
     resumed = mine(mining_args(Path(args.data_dir), copy, Path(args.train_overrides[1])))
     rows = path.read_text().splitlines(keepends=True)
     assert rows[:4] == lines[:4]
@@ -221,7 +221,7 @@ def test_correct_predictions_are_not_mined_and_repeats_merge(
         marker_path(copy, k, "predict").unlink()
         (fold_dir(copy, k) / PREDICTIONS_FILE).unlink()
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.get_backend", lambda *a, **kw: TruthBackend(truths))
+    monkeypatch.setattr("eval.mining.stages.get_backend", lambda *a, **kw: TruthBackend(truths))
     report = mine(mining_args(crohme_sample_data, copy, Path(args.train_overrides[1])))
     rows = [json.loads(line) for line in (copy / MINED_FILE).read_text().splitlines()]
     assert len(rows) == len(truths)  # one merged row per image: the greedy right answer is left out

@@ -16,7 +16,7 @@ from data_prep.contract import (
 )
 from data_prep.images import invert
 from eval.backends import stop_token_ids
-from eval.backends.vllm import (
+from eval.backends.vllm_requests import (
     IMAGE_PAD,
     build_request,
     build_requests,
