@@ -3,7 +3,7 @@
     python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 [--output-dir D]
         [--data-dir outputs/data/crohme] [--backend auto|hf|vllm] [--batch-size 8]
         [--max-new-tokens 256|1024] [--limit N] [--task main|tree_cot|counting] [--vote]
-        [--tp 1] [--dp 1] [--dtype auto] [--seed 0]
+        [--tp 1] [--dp 1] [--dtype auto] [--seed 0] [--config options.yaml]
 
 For every set (a split of a built dataset, see :mod:`eval.scoring.test_sets`) it writes
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.scoring.predictions` format), one flushed row per item as items
@@ -20,7 +20,6 @@ Tree-CoT and counting prompts all run and their majority vote is scored too, in
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -32,7 +31,8 @@ from data_prep.contract import (
     TASK_MAIN,
     TASK_TREE_COT,
 )
-from eval.backends import BACKENDS, Backend, get_backend
+from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_backend
+from eval.cli import parse_command_line
 from eval.predict_sets import load_rows, predict_set, predictions_path, write_votes
 from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
 from eval.report.summary import model_label, write_html_report, write_summary
@@ -76,32 +76,46 @@ def write_reports(
 
 @dataclasses.dataclass
 class EvalArgs:
-    model: str
-    sets: str
+    """What to evaluate and where the results go; the inference options are
+    :class:`eval.backends.BackendOptions`."""
+
+    model: str = dataclasses.field(metadata={"help": "hub id, model folder or LoRA adapter folder"})
+    sets: str = dataclasses.field(
+        metadata={"help": "comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"}
+    )
     #: None: ``<output_root>/<model-name>`` (see :func:`default_output_dir`).
-    output_dir: str | None = None
-    output_root: str = str(DEFAULT_OUTPUT_ROOT)
-    data_dir: str | None = None
-    data_root: str = str(DEFAULT_DATA_ROOT)
-    backend: str = "auto"
-    batch_size: int = 8
-    #: None: 256 for the main prompt, 1024 when an auxiliary prompt runs (trees and counts are long).
-    max_new_tokens: int | None = None
-    limit: int | None = None
-    task: str = TASK_MAIN
-    vote: bool = False
-    tp: int = 1
-    dp: int = 1
-    dtype: str = "auto"
-    seed: int = 0
-    progress: bool = True
+    output_dir: str | None = dataclasses.field(
+        default=None, metadata={"help": "default: OUTPUT_ROOT/<model-name> (one folder per model)"}
+    )
+    output_root: str = dataclasses.field(
+        default=str(DEFAULT_OUTPUT_ROOT), metadata={"help": "see --output-dir"}
+    )
+    data_dir: str | None = dataclasses.field(
+        default=None, metadata={"help": "built dataset folder to take every set from"}
+    )
+    data_root: str = dataclasses.field(
+        default=str(DEFAULT_DATA_ROOT), metadata={"help": "where built datasets are searched"}
+    )
+    limit: int | None = dataclasses.field(
+        default=None, metadata={"help": "only the first N items of each set"}
+    )
+    task: str = dataclasses.field(
+        default=TASK_MAIN, metadata={"help": "which prompt to score", "choices": SCORABLE_TASKS}
+    )
+    vote: bool = dataclasses.field(
+        default=False, metadata={"help": "also run main+tree_cot+counting and score their vote"}
+    )
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
 
 
-def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
+def evaluate(
+    args: EvalArgs, options: BackendOptions | None = None, backend: Backend | None = None
+) -> dict[str, Any]:
     """Run the whole evaluation; returns the summary dict (also in ``summary.json``).
 
-    ``backend`` may be given (tests, notebooks); otherwise one is built from ``args`` and closed.
+    ``backend`` may be given (tests, notebooks); otherwise one is built from ``options`` and closed.
     """
+    options = options or BackendOptions()
     if args.task not in SCORABLE_TASKS:
         raise ValueError(f"--task must be one of {', '.join(SCORABLE_TASKS)}, got {args.task!r}")
     if args.limit is not None and args.limit < 1:
@@ -114,21 +128,11 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
         tasks.insert(0, args.task)
-    if args.max_new_tokens is None:
-        args.max_new_tokens = 256 if tasks == [TASK_MAIN] else 1024
+    if options.max_new_tokens is None:
+        options = dataclasses.replace(options, max_new_tokens=default_max_new_tokens(tasks))
     own_backend = backend is None
     if backend is None:
-        backend = get_backend(
-            args.backend,
-            args.model,
-            bounds=None,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            dtype=args.dtype,
-            tp=args.tp,
-            dp=args.dp,
-            seed=args.seed,
-        )
+        backend = open_backend(options, args.model)
     logger.info(
         "evaluating %s with the %s backend on %s; prompts: %s; outputs in %s",
         args.model,
@@ -139,7 +143,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     )
     timings: dict[str, Any] = {}
     try:
-        provenance = provenance_of(args.model, backend, args.max_new_tokens, args.dtype)
+        provenance = provenance_of(args.model, backend, options.max_new_tokens, options.dtype)
         for ts in test_sets:
             timings[ts.name] = predict_set(
                 backend,
@@ -165,7 +169,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         "model": args.model,
         "backend": backend.name,
         "task": args.task,
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": options.max_new_tokens,
         "limit": args.limit,
         "test_sets": {
             ts.name: {"data_dir": str(ts.data_dir), "split": ts.split, "n": len(items[ts.name])}
@@ -219,50 +223,18 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def parse_args(argv: list[str] | None = None) -> tuple[EvalArgs, BackendOptions]:
+    """The command line (and ``--config YAML``) as what to evaluate and the inference options."""
+    return parse_command_line(
+        (EvalArgs, BackendOptions), argv, prog="python -m eval.evaluate", description=__doc__
     )
-    parser.add_argument("--model", required=True, help="hub id, model folder or LoRA adapter folder")
-    parser.add_argument(
-        "--sets", required=True, help="comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"
-    )
-    parser.add_argument(
-        "--output-dir", default=None, help="default: OUTPUT_ROOT/<model-name> (one folder per model)"
-    )
-    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT), help="see --output-dir")
-    parser.add_argument("--data-dir", default=None, help="built dataset folder to take every set from")
-    parser.add_argument(
-        "--data-root", default=str(DEFAULT_DATA_ROOT), help="where built datasets are searched"
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help="default 256 (main prompt), 1024 with tree_cot/counting/vote",
-    )
-    parser.add_argument("--limit", type=int, default=None, help="only the first N items of each set")
-    parser.add_argument("--task", choices=SCORABLE_TASKS, default=TASK_MAIN, help="which prompt to score")
-    parser.add_argument(
-        "--vote", action="store_true", help="also run main+tree_cot+counting and score their vote"
-    )
-    parser.add_argument("--tp", type=int, default=1, help="tensor parallel GPUs per replica (vLLM)")
-    parser.add_argument("--dp", type=int, default=1, help="data parallel replicas (vLLM, one per GPU group)")
-    parser.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = EvalArgs(**vars(build_parser().parse_args(argv)))
+    args, options = parse_args(argv)
     try:
-        evaluate(args)
+        evaluate(args, options)
     except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:
         # User mistakes (a set that was not built, a wrong model path, a bad option) say what to do
         # in their message: print that, not a traceback.

@@ -33,7 +33,7 @@ from typing import Any
 
 from PIL import Image
 
-from eval.backends import Backend, BackendOptions, stop_token_ids
+from eval.backends.base import Backend, BackendOptions, stop_token_ids
 from eval.backends.vllm_lora import AdapterPlan, inspect_adapter, merge_for_vllm
 from eval.backends.vllm_requests import (  # noqa: F401 (the request API, re-exported)
     VLLM_LORA_RANKS,

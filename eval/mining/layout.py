@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.io_utils import write_json_atomic
+from eval.backends.base import BackendOptions
 
 logger = logging.getLogger("eval.mining")
 
@@ -38,29 +39,40 @@ class MiningError(RuntimeError):
 
 @dataclasses.dataclass
 class MiningArgs:
-    data_dir: str
-    train_recipe: str
-    output_dir: str
+    """What to mine and how; the inference options (and ``seed``, which also deals the folds) are
+    :class:`eval.backends.BackendOptions`."""
+
+    data_dir: str = dataclasses.field(metadata={"help": "a dataset built by data_prep.build"})
+    train_recipe: str = dataclasses.field(
+        metadata={"help": "training recipe YAML (recipes/<model>/<method>.yaml)"}
+    )
+    output_dir: str = dataclasses.field(metadata={"help": "where folds, models, predictions and results go"})
     folds: int = 3
-    samples: int = 4
+    samples: int = dataclasses.field(
+        default=4, metadata={"help": "sampled predictions per image (besides greedy)"}
+    )
     temperature: float = 0.7
     top_p: float = 0.9
-    backend: str = "auto"
-    batch_size: int = 8
-    max_new_tokens: int = 256
-    dtype: str = "auto"
-    tp: int = 1
-    dp: int = 1
-    seed: int = 0
-    limit: int | None = None
+    limit: int | None = dataclasses.field(
+        default=None, metadata={"help": "only the first N main-task records (smoke runs)"}
+    )
     train_split: str = "train"
-    include_aux_tasks: bool = False
+    include_aux_tasks: bool = dataclasses.field(
+        default=False, metadata={"help": "train folds on the auxiliary rows too (same folds)"}
+    )
     #: Extra ``train.sft`` arguments (``--key value`` pairs), applied to every fold.
-    train_overrides: list[str] = dataclasses.field(default_factory=list)
+    train_overrides: list[str] = dataclasses.field(
+        default_factory=list,
+        metadata={"help": 'extra train.sft arguments, e.g. --train-overrides="--max_steps 5"'},
+    )
     #: Run only these folds (e.g. one per machine); None = all.
-    only_folds: list[int] | None = None
+    only_folds: list[int] | None = dataclasses.field(
+        default=None, metadata={"help": "comma-separated folds to run (e.g. one per machine)"}
+    )
     #: Train in a child process even when train.launch would run it in this one (frees GPU memory).
-    train_subprocess: bool = False
+    train_subprocess: bool = dataclasses.field(
+        default=False, metadata={"help": "always train in a child process"}
+    )
     progress: bool = True
 
     def kinds(self) -> list[str]:
@@ -87,9 +99,9 @@ def mark_done(out: Path, fold: int, stage: str, info: dict[str, Any]) -> None:
     )
 
 
-def check_config(args: MiningArgs, out: Path) -> None:
+def check_config(args: MiningArgs, options: BackendOptions, out: Path) -> None:
     """Record the run's settings; refuse a re-run whose fold-deciding settings differ."""
-    config = dataclasses.asdict(args)
+    config = {**dataclasses.asdict(options), **dataclasses.asdict(args)}
     config["data_dir"] = str(Path(args.data_dir).resolve())
     path = out / CONFIG_FILE
     if path.is_file():

@@ -26,7 +26,7 @@ recipe), ``OUT/mining_report.json`` and ``OUT/confusions.json`` (a learned
 :class:`data_prep.confusions.ConfusionTable`).
 """
 
-import argparse
+import dataclasses
 import logging
 import shlex
 import sys
@@ -34,7 +34,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.backends import BACKENDS
+from data_prep.contract import TASK_MAIN
+from eval.backends import BackendOptions, default_max_new_tokens
+from eval.cli import parse_command_line
 from eval.mining.collect import collect
 from eval.mining.layout import (  # noqa: F401 (the mining run's files and markers, re-exported)
     FOLDS_FILE,
@@ -54,14 +56,15 @@ from eval.mining.stages import load_training_set, stage_data, stage_predict, sta
 logger = logging.getLogger("eval.mining")
 
 
-def mine(args: MiningArgs) -> dict[str, Any]:
+def mine(args: MiningArgs, options: BackendOptions | None = None) -> dict[str, Any]:
     """Run (or resume) every stage of every selected fold, then collect; returns the report."""
+    options = options or BackendOptions()
+    if options.max_new_tokens is None:
+        options = dataclasses.replace(options, max_new_tokens=default_max_new_tokens([TASK_MAIN]))
     if args.samples < 0:
         raise MiningError("--samples must be 0 or more")
     if args.samples and args.temperature <= 0:
         raise MiningError("sampled predictions need --temperature > 0 (greedy is always predicted too)")
-    if args.backend not in BACKENDS:
-        raise MiningError(f"unknown backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
     if not Path(args.train_recipe).is_file():
         raise MiningError(f"training recipe {args.train_recipe} not found")
     clash = [
@@ -76,13 +79,13 @@ def mine(args: MiningArgs) -> dict[str, Any]:
     if bad:
         raise MiningError(f"--only-folds {bad} outside 0..{args.folds - 1}")
     out = Path(args.output_dir)
-    check_config(args, out)
-    data = load_training_set(args, out)
+    check_config(args, options, out)
+    data = load_training_set(args, out, options.seed)
     for fold in folds:
         logger.info("fold %d of %d: %d held-out records", fold, args.folds, len(data.held_out(fold)))
         data_dir = stage_data(args, out, fold, data)
         model_dir = stage_train(args, out, fold, data_dir)
-        stage_predict(args, out, fold, model_dir, data)
+        stage_predict(args, options, out, fold, model_dir, data)
     report = collect(args, out, data)
     logger.info(
         "mined %d wrong predictions of %d records from %d/%d finished folds -> %s (report: %s)",
@@ -96,84 +99,44 @@ def mine(args: MiningArgs) -> dict[str, Any]:
     return report
 
 
-def parse_args(argv: Sequence[str]) -> MiningArgs:
+def parse_args(argv: Sequence[str]) -> tuple[MiningArgs, BackendOptions]:
+    """The command line (and ``--config YAML``) as the mining settings and the inference options.
+    ``--only-folds 0,2`` and ``--train-overrides="--max_steps 5"`` are one value each; everything
+    after a bare ``--`` goes to ``train.sft`` unchanged."""
     argv = list(argv)
-    # Everything after a bare "--" goes to train.sft unchanged.
     trailing: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, trailing = argv[:cut], argv[cut + 1 :]
-    parser = argparse.ArgumentParser(prog="python -m eval.mine_errors", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True, help="a dataset built by data_prep.build")
-    parser.add_argument(
-        "--train-recipe", required=True, help="training recipe YAML (recipes/<model>/<method>.yaml)"
+    argv = [
+        _split_folds(arg) if i and argv[i - 1] in ONLY_FOLDS_FLAGS else [arg] for i, arg in enumerate(argv)
+    ]
+    args, options = parse_command_line(
+        (MiningArgs, BackendOptions),
+        [arg for group in argv for arg in group],
+        prog="python -m eval.mine_errors",
+        description=__doc__.split("\n\n")[0],
+        defaults={"max_new_tokens": default_max_new_tokens([TASK_MAIN])},
     )
-    parser.add_argument("--output-dir", required=True, help="where folds, models, predictions and results go")
-    parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument(
-        "--samples", type=int, default=4, help="sampled predictions per image (besides greedy)"
-    )
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--tp", type=int, default=1)
-    parser.add_argument("--dp", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="fold assignment and sampling seed")
-    parser.add_argument(
-        "--limit", type=int, default=None, help="only the first N main-task records (smoke runs)"
-    )
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument(
-        "--include-aux-tasks", action="store_true", help="train folds on the auxiliary rows too (same folds)"
-    )
-    parser.add_argument(
-        "--train-overrides",
-        default="",
-        help='extra train.sft arguments, e.g. --train-overrides="--max_steps 5"',
-    )
-    parser.add_argument(
-        "--only-folds", default=None, help="comma-separated folds to run (e.g. one per machine)"
-    )
-    parser.add_argument("--train-subprocess", action="store_true", help="always train in a child process")
-    parser.add_argument("--no-progress", action="store_true")
-    ns = parser.parse_args(argv)
-    try:
-        only = None if ns.only_folds is None else [int(k) for k in ns.only_folds.split(",") if k.strip()]
-    except ValueError:
-        parser.error(f"--only-folds expects comma-separated integers, got {ns.only_folds!r}")
-    return MiningArgs(
-        data_dir=ns.data_dir,
-        train_recipe=ns.train_recipe,
-        output_dir=ns.output_dir,
-        folds=ns.folds,
-        samples=ns.samples,
-        temperature=ns.temperature,
-        top_p=ns.top_p,
-        backend=ns.backend,
-        batch_size=ns.batch_size,
-        max_new_tokens=ns.max_new_tokens,
-        dtype=ns.dtype,
-        tp=ns.tp,
-        dp=ns.dp,
-        seed=ns.seed,
-        limit=ns.limit,
-        train_split=ns.train_split,
-        include_aux_tasks=ns.include_aux_tasks,
-        train_overrides=shlex.split(ns.train_overrides) + trailing,
-        only_folds=only,
-        train_subprocess=ns.train_subprocess,
-        progress=not ns.no_progress,
-    )
+    overrides = [args.train_overrides] if isinstance(args.train_overrides, str) else args.train_overrides
+    return dataclasses.replace(
+        args, train_overrides=[token for value in overrides for token in shlex.split(value)] + trailing
+    ), options
+
+
+ONLY_FOLDS_FLAGS = ("--only-folds", "--only_folds")
+
+
+def _split_folds(value: str) -> list[str]:
+    """``0,2`` as ``["0", "2"]`` (the list option takes them as separate values)."""
+    return [part.strip() for part in value.split(",") if part.strip()] or [value]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args, options = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        mine(args)
+        mine(args, options)
     except MiningError as err:
         logger.error("%s", err)
         return 2

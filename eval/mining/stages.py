@@ -18,7 +18,7 @@ from typing import Any
 
 from data_prep.contract import TASK_MAIN, prompt_for
 from data_prep.io_utils import write_json_atomic
-from eval.backends import Backend, get_backend
+from eval.backends import Backend, BackendOptions, open_backend
 from eval.mining.folds import assign_folds, base_id, write_subset
 from eval.mining.layout import (
     FOLDS_FILE,
@@ -59,7 +59,8 @@ class TrainingSet:
         return sorted(rows)
 
 
-def load_training_set(args: MiningArgs, out: Path) -> TrainingSet:
+def load_training_set(args: MiningArgs, out: Path, seed: int) -> TrainingSet:
+    """The training split's main-task records dealt into folds by ``seed``."""
     from data_prep.dataset import load_split
 
     try:
@@ -81,7 +82,7 @@ def load_training_set(args: MiningArgs, out: Path) -> TrainingSet:
             main_index[record_id] = row
             sources[record_id] = source
     try:
-        assignment = assign_folds(list(main_index), args.folds, args.seed)
+        assignment = assign_folds(list(main_index), args.folds, seed)
     except ValueError as err:
         raise MiningError(f"{args.data_dir}: {err}") from err
     path = out / FOLDS_FILE
@@ -91,9 +92,7 @@ def load_training_set(args: MiningArgs, out: Path) -> TrainingSet:
                 f"the records of {args.data_dir} changed since {path} was written; mine into a new --output-dir"
             )
     else:
-        write_json_atomic(
-            path, {"folds": args.folds, "seed": args.seed, "assignment": assignment}, indent=None
-        )
+        write_json_atomic(path, {"folds": args.folds, "seed": seed, "assignment": assignment}, indent=None)
     sizes = [sum(1 for k in assignment.values() if k == fold) for fold in range(args.folds)]
     logger.info(
         "%d main-task records (%d auxiliary rows) in %d folds of %s",
@@ -237,7 +236,9 @@ def predict_items(
     return written
 
 
-def stage_predict(args: MiningArgs, out: Path, fold: int, model_dir: Path, data: TrainingSet) -> Path:
+def stage_predict(
+    args: MiningArgs, options: BackendOptions, out: Path, fold: int, model_dir: Path, data: TrainingSet
+) -> Path:
     path = fold_dir(out, fold) / PREDICTIONS_FILE
     if stage_done(out, fold, "predict"):
         logger.info("fold %d: held-out fold already predicted (%s), skipping", fold, path)
@@ -257,16 +258,7 @@ def stage_predict(args: MiningArgs, out: Path, fold: int, model_dir: Path, data:
                 missing,
                 model_dir,
             )
-            backend = get_backend(
-                args.backend,
-                str(model_dir),
-                batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens,
-                dtype=args.dtype,
-                tp=args.tp,
-                dp=args.dp,
-                seed=args.seed + fold,
-            )
+            backend = open_backend(dataclasses.replace(options, seed=options.seed + fold), str(model_dir))
             try:
                 predict_items(backend, items, writer, args, f"fold {fold}")
             finally:

@@ -2,7 +2,7 @@
 
     make app                                   # the tiny offline model, built if missing
     make app MODEL=outputs/sft ARGS="--port 7861"
-    python -m eval.app --model M [--backend auto|hf|vllm] [--host 127.0.0.1] [--port 7860]
+    python -m eval.app --model M [--backend auto|hf|vllm] [--host 127.0.0.1] [--port 7860] [--config app.yaml]
 
 The same contract as ``eval.serve.predict``: the image is inverted when it is light ink on a dark page
 (``--invert``), prepared by the backend exactly as in training, and asked the task's prompt from
@@ -15,7 +15,6 @@ docs/app.md). It listens on 127.0.0.1 unless ``--host`` says otherwise.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import sys
@@ -26,6 +25,8 @@ from PIL import Image
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
 from data_prep.images import on_white
+from eval.backends.base import BackendOptions
+from eval.cli import parse_command_line
 from eval.report.summary import model_label
 from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
 from train.modeling import ModelLoadError
@@ -132,36 +133,44 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
     return app
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.app", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclasses.dataclass
+class AppArgs:
+    """The page's model and address; the inference options are :class:`eval.backends.BackendOptions`."""
+
+    model: str = dataclasses.field(
+        default=DEFAULT_MODEL, metadata={"help": "model folder, export, LoRA adapter or hub id"}
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder, export, LoRA adapter or hub id")
-    parser.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"))
-    parser.add_argument("--invert", default="auto", choices=INVERT_MODES)
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=1024, help="1024 fits Tree-CoT and counting answers (as eval)"
+    invert: str = dataclasses.field(default="auto", metadata={"choices": INVERT_MODES})
+    host: str = dataclasses.field(default="127.0.0.1", metadata={"help": "127.0.0.1: this machine only"})
+    port: int = 7860
+
+
+#: The app reads one drawing at a time; 1024 new tokens fit Tree-CoT and counting answers (as eval).
+APP_BACKEND_DEFAULTS = {"batch_size": 1, "max_new_tokens": 1024}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[AppArgs, BackendOptions]:
+    return parse_command_line(
+        (AppArgs, BackendOptions),
+        argv,
+        prog="python -m eval.app",
+        description=__doc__,
+        defaults=APP_BACKEND_DEFAULTS,
     )
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1: this machine only")
-    parser.add_argument("--port", type=int, default=7860)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
+    args, options = parse_args(argv)
     try:
         import gradio  # noqa: F401
     except ImportError:
         print("error: gradio is not installed here: run `make app` (it uses .venv-app)", file=sys.stderr)
         return 2
-    from eval.backends import get_backend
+    from eval.backends import open_backend
 
     try:
-        backend = get_backend(
-            args.backend, args.model, batch_size=1, max_new_tokens=args.max_new_tokens, dtype=args.dtype
-        )
+        backend = open_backend(options, args.model)
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: cannot load {args.model}: {err}", file=sys.stderr)
         return 2
