@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from data_prep.contract import COUNTING_PROMPT, MAIN_PROMPT, extract_latex
-from eval import predict
+from eval.serve import predict
 
 SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "samples" / "crohme2014_test" / "off_image_test"
 
