@@ -186,7 +186,7 @@ def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_mod
     port = free_port()
     command = [
         "-m",
-        "eval.serve.app",
+        "eval.app",
         "--model",
         str(tiny_model_dir),
         "--port",

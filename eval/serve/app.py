@@ -41,6 +41,24 @@ TASK_CHOICES = (
 DEFAULT_MODEL = "artifacts/tiny-qwen2.5-vl"
 #: The typeset answer large enough to check a formula by eye.
 CSS = "#typeset .katex{font-size:1.8em !important}"
+#: Brush radius in canvas pixels: a pen-like stroke on the 800 x 260 canvas (gradio's "auto" gives
+#: 25, a marker that merges neighbouring symbols).
+BRUSH_RADIUS = 3
+#: gradio 6.31's editor opens with its image tool (drawing does nothing until *Brush* is clicked) and
+#: has no option to open with another: once the page is up, click the sketchpad's brush button.
+SELECT_BRUSH = """() => {
+  const pick = () => {
+    const pad = document.getElementById("sketchpad");
+    const brush = pad && [...pad.querySelectorAll("button")].find(
+      (b) => (b.getAttribute("aria-label") || b.title || "").trim() === "Brush");
+    if (brush) brush.click();
+    return Boolean(brush);
+  };
+  if (!pick()) {
+    const timer = setInterval(() => pick() && clearInterval(timer), 200);
+    setTimeout(() => clearInterval(timer), 15000);
+  }
+}"""
 
 
 @dataclasses.dataclass
@@ -109,7 +127,13 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
             with gr.Column():
                 task = gr.Radio(list(TASK_CHOICES), value=TASK_MAIN, label="task")
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(type="pil", canvas_size=(800, 260), label="write a formula")
+                    sketch = gr.Sketchpad(
+                        type="pil",
+                        canvas_size=(800, 260),
+                        label="write a formula",
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
+                        elem_id="sketchpad",
+                    )
                     read_drawn = gr.Button("Read", variant="primary")
                 with gr.Tab("Upload"):
                     upload = gr.Image(
@@ -130,6 +154,7 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
         outputs = [typeset, latex, auxiliary]
         read_uploaded.click(answer, [upload, task], outputs, api_name="read")
         read_drawn.click(read_sketch, [sketch, task], outputs, api_name="read_sketch")
+        app.load(None, None, None, js=SELECT_BRUSH)
     return app
 
 
