@@ -35,7 +35,8 @@ from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_
 from eval.cli import parse_command_line
 from eval.predict_sets import load_rows, predict_set, predictions_path, write_votes
 from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
-from eval.report.summary import model_label, write_html_report, write_summary
+from eval.report.html_report import model_label, write_html_report
+from eval.report.summary import write_summary
 from eval.scoring.items import items_from_dataset
 from eval.scoring.metrics import Scores
 from eval.scoring.predictions import (

@@ -269,8 +269,8 @@ def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkey
 
 
 def test_killed_run_is_marked_incomplete_and_score_warns(built_data, truths, tmp_path, capsys, caplog):
+    from eval.score import main as score_main
     from eval.scoring.predictions import completeness
-    from eval.scoring.score import main as score_main
 
     path = predictions_path(tmp_path, SET, TASK_MAIN)
     with pytest.raises(KeyboardInterrupt):

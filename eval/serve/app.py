@@ -27,7 +27,7 @@ from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_
 from data_prep.images import on_white
 from eval.backends.base import BackendOptions
 from eval.cli import parse_command_line
-from eval.report.summary import model_label
+from eval.report.html_report import model_label
 from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
 from train.modeling import ModelLoadError
 
