@@ -96,7 +96,7 @@ class PredictionRow:
 def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> Iterator[PredictionRow]:
     """Rows ``{"id", "gt", "pred", ...}`` of a predictions JSONL file; other keys are ignored.
 
-    This is the format ``eval`` writes (``eval.scoring.predictions``); integer ids are read as text. Rows
+    This is the format ``eval`` writes (``eval.predictions``); integer ids are read as text. Rows
     that are malformed (bad JSON, not an object, a missing or non-string ``id``/``gt``/``pred``, an
     empty ``id`` or ``gt``) or that record a generation failure (a non-empty ``error`` field) are
     counted in ``rejects`` with file, line and reason, and skipped.

@@ -100,6 +100,11 @@ def _parser_class() -> type:
     from transformers import HfArgumentParser
 
     class Parser(HfArgumentParser):
+        def add_argument(self, *names, **kwargs):
+            # The dashed spelling first (--batch-size before --batch_size): usage and errors show it,
+            # as the documentation writes it; argparse still derives the same dest (batch_size).
+            return super().add_argument(*sorted(names, key=lambda name: "_" in name), **kwargs)
+
         def error(self, message: str):  # argparse calls this for a bad value, flag or missing flag
             if message.startswith("argument ") and ": " in message:
                 flags, reason = message[len("argument ") :].split(": ", 1)

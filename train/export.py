@@ -279,7 +279,7 @@ def _original_base(source: ModelSource) -> str:
 #: bitsandbytes quantization method (vllm/model_executor/layers/quantization/__init__.py).
 BNB_NOT_SERVABLE = (
     "vLLM 0.33 (the pinned version) cannot serve bitsandbytes checkpoints: run this export with "
-    "transformers (`eval.serve.predict --backend hf`, as above); for vLLM export `--format w4a16` instead."
+    "transformers (`eval.predict --backend hf`, as above); for vLLM export `--format w4a16` instead."
 )
 
 
@@ -597,7 +597,7 @@ def gguf_instructions(source_dir: str | Path, output_dir: str | Path) -> str:
         f"      --temp 0 --image formula.png -p '{MAIN_PROMPT}'",
         "",
         "See docs/export.md (GGUF) for the caveats: llama.cpp resizes images itself (not with the "
-        "project's pixel bounds), so check its accuracy with eval.serve.client against llama-server.",
+        "project's pixel bounds), so check its accuracy with eval.client against llama-server.",
     ]
     return "\n".join(lines)
 
