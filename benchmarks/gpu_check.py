@@ -26,6 +26,7 @@ Sized to finish in about 5 minutes on one H200 (8 at most).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -129,21 +130,56 @@ def processor_check(folder: Path) -> dict:
     return report
 
 
-def training(args, smoke: bool) -> list[dict]:
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the check measures: sizes and the peak figure its ratios are taken against."""
+
+    batch_size: int
+    steps: int
+    warmup: int
+    gen_batches: tuple[int, ...]
+    gen_tokens: int
+    gen_rounds: int
+    peak_tflops: float
+
+
+#: The tiny model on a CPU (CI): one step, two small batches.
+SMOKE = Plan(2, 1, 0, (1, 2), 4, 1, H200_PEAK_BF16 / 1e12)
+#: The 3B architecture on the lent GPU, sized to finish in about 5 minutes.
+LEASE = Plan(8, 5, 2, (1, 8, 32), 64, 3, H200_PEAK_BF16 / 1e12)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The smoke or the lease sizes, each replaced by its flag when one is given."""
+    base = SMOKE if args.smoke else LEASE
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(Plan)
+        if getattr(args, field.name, None) is not None
+    }
+    if "gen_batches" in given:
+        given["gen_batches"] = tuple(given["gen_batches"])
+    plan = dataclasses.replace(base, **given)
+    if min(plan.batch_size, plan.steps, plan.gen_tokens, plan.gen_rounds, *plan.gen_batches) < 1:
+        raise ValueError(f"every size must be at least 1: {plan}")
+    return plan
+
+
+def training(plan: Plan, smoke: bool) -> list[dict]:
     from train.architectures import count_parameters, qwen2_5_vl_config
 
     device = torch.device("cpu" if smoke else "cuda")
     config = tiny_config() if smoke else qwen2_5_vl_config("3b")
     bench = argparse.Namespace(
-        batch_size=2 if smoke else args.batch_size,
-        steps=1 if smoke else args.steps,
-        warmup=0 if smoke else 2,
+        batch_size=plan.batch_size,
+        steps=plan.steps,
+        warmup=plan.warmup,
         width=400,
         height=120,
         prompt_tokens=50,
         answer_tokens=40,
         gradient_checkpointing=True,
-        peak_tflops=args.peak_tflops,
+        peak_tflops=plan.peak_tflops,
         nominal_params=None if smoke else count_parameters("3b").total,
     )
     results = []
@@ -174,16 +210,15 @@ def training(args, smoke: bool) -> list[dict]:
     return results
 
 
-def generation(folder: Path, args, smoke: bool) -> list[dict]:
+def generation(folder: Path, plan: Plan) -> list[dict]:
     from benchmarks.bench_eval import sample_images
     from eval.backends import get_backend
 
     results = []
-    batches = [1, 2] if smoke else args.gen_batches
-    new_tokens = 4 if smoke else args.gen_tokens
+    new_tokens = plan.gen_tokens
     params = None
-    for batch in batches:
-        n_images = batch * (1 if smoke else args.gen_rounds)
+    for batch in plan.gen_batches:
+        n_images = batch * plan.gen_rounds
         images = sample_images(n_images + batch)
         backend = get_backend("hf", str(folder), batch_size=batch, max_new_tokens=new_tokens, ignore_eos=True)
         try:
@@ -210,7 +245,7 @@ def generation(folder: Path, args, smoke: bool) -> list[dict]:
                     "seconds": round(seconds, 3),
                     "images_per_s": round(n_images / seconds, 2),
                     "new_tokens_per_s": round(tokens / seconds, 1),
-                    "flop_bound_ratio": round(2 * params * tokens / seconds / (args.peak_tflops * 1e12), 5),
+                    "flop_bound_ratio": round(2 * params * tokens / seconds / (plan.peak_tflops * 1e12), 5),
                     "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
                     if torch.cuda.is_available()
                     else None,
@@ -247,7 +282,8 @@ def print_summary(report: dict) -> None:
     print(f"total {report['seconds']:.0f} s; JSON: {report['output']}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, validated into a plan-able namespace (a bad size exits in one line)."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0]
     )
@@ -256,13 +292,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="model folder goes here (default: a temp dir)"
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="training batch (CROHME-shaped samples)")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps per method")
-    parser.add_argument("--gen-batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
-    parser.add_argument("--gen-tokens", type=int, default=64, help="new tokens per image (EOS ignored)")
-    parser.add_argument("--gen-rounds", type=int, default=3, help="timed batches per batch size")
-    parser.add_argument("--peak-tflops", type=float, default=H200_PEAK_BF16 / 1e12)
+    # Sizes default to the smoke plan with --smoke, the lease plan without (SMOKE, LEASE).
+    parser.add_argument("--batch-size", type=int, default=None, help="training batch (CROHME-shaped samples)")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps per method")
+    parser.add_argument("--gen-batches", type=lambda s: [int(x) for x in s.split(",")], default=None)
+    parser.add_argument("--gen-tokens", type=int, default=None, help="new tokens per image (EOS ignored)")
+    parser.add_argument("--gen-rounds", type=int, default=None, help="timed batches per batch size")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="the peak the ratios are taken against"
+    )
     args = parser.parse_args(argv)
+    try:
+        make_plan(args)
+    except ValueError as err:
+        parser.error(str(err))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = make_plan(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     smoke = args.smoke
     if not smoke and not torch.cuda.is_available():
@@ -270,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output = args.output or default_output()
     start = time.monotonic()
-    report: dict = {"smoke": smoke, "peak_tflops": args.peak_tflops, "output": str(output)}
+    report: dict = {
+        "smoke": smoke,
+        "peak_tflops": plan.peak_tflops,
+        "plan": asdict(plan),
+        "output": str(output),
+    }
 
     def save() -> None:
         report["seconds"] = round(time.monotonic() - start, 1)
@@ -284,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
         report["processor"] = processor_check(folder)
         save()
-        report["training"] = training(args, smoke)
+        report["training"] = training(plan, smoke)
         save()
-        report["generation"] = generation(folder, args, smoke)
+        report["generation"] = generation(folder, plan)
         save()
     print_summary(report)
     return 0

@@ -3,7 +3,7 @@
     python -m eval.evaluate --model M --sets crohme2014,crohme2016,crohme2019 [--output-dir D]
         [--data-dir outputs/data/crohme] [--backend auto|hf|vllm] [--batch-size 8]
         [--max-new-tokens 256|1024] [--limit N] [--task main|tree_cot|counting] [--vote]
-        [--tp 1] [--dp 1] [--dtype auto] [--seed 0]
+        [--tp 1] [--dp 1] [--dtype auto] [--seed 0] [--config options.yaml]
 
 For every set (a split of a built dataset, see :mod:`eval.scoring.test_sets`) it writes
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.scoring.predictions` format), one flushed row per item as items
@@ -20,206 +20,33 @@ Tree-CoT and counting prompts all run and their majority vote is scored too, in
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import re
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from data_prep.contract import (
-    TASK_MAIN,
-    prompt_for,
-)
-from data_prep.io_utils import atomic_output
+from data_prep.contract import TASK_MAIN
 from data_prep.tasks.registry import scored_tasks
-from eval.backends import BACKENDS, Backend, get_backend
+from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_backend
+from eval.cli import parse_command_line
+from eval.predict_sets import load_rows, predict_set, predictions_path, write_votes
 from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
-from eval.report.summary import model_label, write_html_report, write_summary
-from eval.scoring.items import Item, decode_item, items_from_dataset
+from eval.report.html_report import model_label, write_html_report
+from eval.report.summary import write_summary
+from eval.scoring.items import items_from_dataset
 from eval.scoring.metrics import Scores
 from eval.scoring.predictions import (
-    ERROR_GENERATION_FAILED,
     PredictionRow,
-    PredictionWriter,
-    check_provenance,
-    make_row,
-    read_prediction_rows,
-    write_meta,
 )
 from eval.scoring.score import score_rows
 from eval.scoring.test_sets import DEFAULT_DATA_ROOT, TestSet, TestSetNotFound, resolve_test_sets
-from eval.scoring.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
+from eval.scoring.vote import VOTE_TASK_NAME, VOTE_TASKS
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
 SCORABLE_TASKS = scored_tasks()
-IMAGES_DIR = "images"
-THUMBNAIL = (640, 320)
-
-
-# --------------------------------------------------------------------------- #
-# Generation
-# --------------------------------------------------------------------------- #
-
-
-def generate_safely(
-    backend: Backend, images: list[Image.Image], prompts: list[str]
-) -> list[tuple[str | None, str | None]]:
-    """``(raw_output, error)`` per item. A failing batch is retried item by item, so one bad item
-    becomes one ``generation_failed`` row instead of stopping the run."""
-    try:
-        return [(text, None) for text in backend.generate(images, prompts)]
-    except Exception as err:
-        if len(images) == 1:
-            logger.warning("generation failed: %s: %s", type(err).__name__, err)
-            return [(None, ERROR_GENERATION_FAILED)]
-        logger.warning("a batch of %d failed (%s); retrying item by item", len(images), err)
-    return [generate_safely(backend, [im], [p])[0] for im, p in zip(images, prompts)]
-
-
-def _safe_name(item_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", item_id)[:120]
-
-
-def save_thumbnail(image: Image.Image, out_dir: Path, set_name: str, item_id: str) -> str:
-    """Save a small PNG of a wrong item's image for the HTML report; returns its path under out_dir."""
-    relative = Path(IMAGES_DIR) / _safe_name(set_name) / f"{_safe_name(item_id)}.png"
-    target = out_dir / relative
-    if not target.exists():
-        thumb = image.convert("RGB")
-        thumb.thumbnail(THUMBNAIL)
-        with atomic_output(target) as tmp:
-            thumb.save(tmp, format="PNG")
-    return relative.as_posix()
-
-
-def predictions_path(out_dir: Path, set_name: str, task: str) -> Path:
-    return out_dir / f"{set_name}.{task}.jsonl"
-
-
-def _chunks(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def predict_set(
-    backend: Backend,
-    items: Sequence[Item],
-    set_name: str,
-    tasks: Sequence[str],
-    out_dir: Path,
-    progress: bool = True,
-    provenance: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write (resumably) one predictions file per task for ``items``; returns counts and timing.
-
-    With ``provenance`` (what makes the rows: model, weights hash, backend, bounds, decoding), a
-    file another model or other settings started is refused, and each file's ``.meta.json``
-    records it with ``complete`` false until every item is written.
-    """
-    from tqdm import tqdm
-
-    metas = {}
-    for task in tasks:
-        path = predictions_path(out_dir, set_name, task)
-        if provenance is not None:
-            metas[task] = {**provenance, "set": set_name, "task": task}
-            check_provenance(path, metas[task])
-            write_meta(path, {**metas[task], "n_items": len(items), "complete": False})
-    writers = {task: PredictionWriter(predictions_path(out_dir, set_name, task)) for task in tasks}
-    try:
-        done = {task: writers[task].done_ids(set_name) for task in tasks}
-        pending = [item for item in items if any(item.id not in done[task] for task in tasks)]
-        if len(pending) < len(items):
-            logger.info(
-                "%s: %d of %d items already predicted; %d to go",
-                set_name,
-                len(items) - len(pending),
-                len(items),
-                len(pending),
-            )
-        started = time.perf_counter()
-        generated = 0
-        bar = tqdm(total=len(pending), desc=f"{set_name}", unit="img", disable=not progress)
-        for chunk in _chunks(pending, backend.chunk_size):
-            for item in chunk:
-                decode_item(item)
-            for task in tasks:
-                todo = [item for item in chunk if item.id not in done[task]]
-                ok = [item for item in todo if item.image is not None]
-                outputs = dict(
-                    zip(
-                        (item.id for item in ok),
-                        generate_safely(backend, [item.image for item in ok], [prompt_for(task)] * len(ok)),
-                    )
-                )
-                generated += len(ok)
-                for item in todo:
-                    raw, error = outputs.get(item.id, (None, item.error))
-                    row = make_row(
-                        item.id, set_name, item.gt, raw, task=task, image_path=item.image_path, error=error
-                    )
-                    if row.distance and item.image is not None:
-                        row.image_path = save_thumbnail(item.image, out_dir, set_name, item.id)
-                    writers[task].write(row)
-            for item in chunk:
-                item.image = None  # free memory: the chunk is written
-            bar.update(len(chunk))
-        bar.close()
-        seconds = time.perf_counter() - started
-    finally:
-        for writer in writers.values():
-            writer.close()
-    for task, meta in metas.items():
-        # Reached only when every item has its row: the completeness marker.
-        write_meta(
-            predictions_path(out_dir, set_name, task), {**meta, "n_items": len(items), "complete": True}
-        )
-    return {
-        "items": len(items),
-        "predicted_now": len(pending),
-        "generated": generated,
-        "seconds": round(seconds, 3),
-    }
-
-
-def write_votes(items: Sequence[Item], set_name: str, out_dir: Path) -> Path:
-    """Add the vote row of every item whose three prompt rows exist and that has none yet."""
-    rows = {
-        task: {r.id: r for r in read_prediction_rows(predictions_path(out_dir, set_name, task))}
-        for task in VOTE_TASKS
-    }
-    path = predictions_path(out_dir, set_name, VOTE_TASK_NAME)
-    with PredictionWriter(path) as writer:
-        done = writer.done_ids(set_name)
-        for item in items:
-            if item.id in done or not all(item.id in rows[task] for task in VOTE_TASKS):
-                continue
-            writer.write(vote_row({task: rows[task][item.id] for task in VOTE_TASKS}))
-    return path
-
-
-# --------------------------------------------------------------------------- #
-# Scoring and reports
-# --------------------------------------------------------------------------- #
-
-
-def load_rows(
-    out_dir: Path, set_names: Sequence[str], task: str, ids: dict[str, set[str]]
-) -> list[PredictionRow]:
-    """This run's rows of ``task`` (files may hold more items, from an earlier larger run)."""
-    rows: list[PredictionRow] = []
-    for name in set_names:
-        path = predictions_path(out_dir, name, task)
-        if path.exists():
-            rows += [r for r in read_prediction_rows(path) if r.id in ids[name]]
-    return rows
 
 
 def write_reports(
@@ -247,32 +74,46 @@ def write_reports(
 
 @dataclasses.dataclass
 class EvalArgs:
-    model: str
-    sets: str
+    """What to evaluate and where the results go; the inference options are
+    :class:`eval.backends.BackendOptions`."""
+
+    model: str = dataclasses.field(metadata={"help": "hub id, model folder or LoRA adapter folder"})
+    sets: str = dataclasses.field(
+        metadata={"help": "comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"}
+    )
     #: None: ``<output_root>/<model-name>`` (see :func:`default_output_dir`).
-    output_dir: str | None = None
-    output_root: str = str(DEFAULT_OUTPUT_ROOT)
-    data_dir: str | None = None
-    data_root: str = str(DEFAULT_DATA_ROOT)
-    backend: str = "auto"
-    batch_size: int = 8
-    #: None: 256 for the main prompt, 1024 when an auxiliary prompt runs (trees and counts are long).
-    max_new_tokens: int | None = None
-    limit: int | None = None
-    task: str = TASK_MAIN
-    vote: bool = False
-    tp: int = 1
-    dp: int = 1
-    dtype: str = "auto"
-    seed: int = 0
-    progress: bool = True
+    output_dir: str | None = dataclasses.field(
+        default=None, metadata={"help": "default: OUTPUT_ROOT/<model-name> (one folder per model)"}
+    )
+    output_root: str = dataclasses.field(
+        default=str(DEFAULT_OUTPUT_ROOT), metadata={"help": "see --output-dir"}
+    )
+    data_dir: str | None = dataclasses.field(
+        default=None, metadata={"help": "built dataset folder to take every set from"}
+    )
+    data_root: str = dataclasses.field(
+        default=str(DEFAULT_DATA_ROOT), metadata={"help": "where built datasets are searched"}
+    )
+    limit: int | None = dataclasses.field(
+        default=None, metadata={"help": "only the first N items of each set"}
+    )
+    task: str = dataclasses.field(
+        default=TASK_MAIN, metadata={"help": "which prompt to score", "choices": SCORABLE_TASKS}
+    )
+    vote: bool = dataclasses.field(
+        default=False, metadata={"help": "also run main+tree_cot+counting and score their vote"}
+    )
+    progress: bool = dataclasses.field(default=True, metadata={"help": "show a progress bar"})
 
 
-def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
+def evaluate(
+    args: EvalArgs, options: BackendOptions | None = None, backend: Backend | None = None
+) -> dict[str, Any]:
     """Run the whole evaluation; returns the summary dict (also in ``summary.json``).
 
-    ``backend`` may be given (tests, notebooks); otherwise one is built from ``args`` and closed.
+    ``backend`` may be given (tests, notebooks); otherwise one is built from ``options`` and closed.
     """
+    options = options or BackendOptions()
     if args.task not in SCORABLE_TASKS:
         raise ValueError(f"--task must be one of {', '.join(SCORABLE_TASKS)}, got {args.task!r}")
     if args.limit is not None and args.limit < 1:
@@ -285,21 +126,11 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
         tasks.insert(0, args.task)
-    if args.max_new_tokens is None:
-        args.max_new_tokens = 256 if tasks == [TASK_MAIN] else 1024
+    if options.max_new_tokens is None:
+        options = dataclasses.replace(options, max_new_tokens=default_max_new_tokens(tasks))
     own_backend = backend is None
     if backend is None:
-        backend = get_backend(
-            args.backend,
-            args.model,
-            bounds=None,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            dtype=args.dtype,
-            tp=args.tp,
-            dp=args.dp,
-            seed=args.seed,
-        )
+        backend = open_backend(options, args.model)
     logger.info(
         "evaluating %s with the %s backend on %s; prompts: %s; outputs in %s",
         args.model,
@@ -310,7 +141,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     )
     timings: dict[str, Any] = {}
     try:
-        provenance = provenance_of(args, backend)
+        provenance = provenance_of(args.model, backend, options.max_new_tokens, options.dtype)
         for ts in test_sets:
             timings[ts.name] = predict_set(
                 backend,
@@ -336,7 +167,7 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
         "model": args.model,
         "backend": backend.name,
         "task": args.task,
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": options.max_new_tokens,
         "limit": args.limit,
         "test_sets": {
             ts.name: {"data_dir": str(ts.data_dir), "split": ts.split, "n": len(items[ts.name])}
@@ -390,50 +221,18 @@ def evaluate(args: EvalArgs, backend: Backend | None = None) -> dict[str, Any]:
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.evaluate",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def parse_args(argv: list[str] | None = None) -> tuple[EvalArgs, BackendOptions]:
+    """The command line (and ``--config YAML``) as what to evaluate and the inference options."""
+    return parse_command_line(
+        (EvalArgs, BackendOptions), argv, prog="python -m eval.evaluate", description=__doc__
     )
-    parser.add_argument("--model", required=True, help="hub id, model folder or LoRA adapter folder")
-    parser.add_argument(
-        "--sets", required=True, help="comma-separated test sets, e.g. crohme2014,crohme2016,crohme2019"
-    )
-    parser.add_argument(
-        "--output-dir", default=None, help="default: OUTPUT_ROOT/<model-name> (one folder per model)"
-    )
-    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT), help="see --output-dir")
-    parser.add_argument("--data-dir", default=None, help="built dataset folder to take every set from")
-    parser.add_argument(
-        "--data-root", default=str(DEFAULT_DATA_ROOT), help="where built datasets are searched"
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help="default 256 (main prompt), 1024 with tree_cot/counting/vote",
-    )
-    parser.add_argument("--limit", type=int, default=None, help="only the first N items of each set")
-    parser.add_argument("--task", choices=SCORABLE_TASKS, default=TASK_MAIN, help="which prompt to score")
-    parser.add_argument(
-        "--vote", action="store_true", help="also run main+tree_cot+counting and score their vote"
-    )
-    parser.add_argument("--tp", type=int, default=1, help="tensor parallel GPUs per replica (vLLM)")
-    parser.add_argument("--dp", type=int, default=1, help="data parallel replicas (vLLM, one per GPU group)")
-    parser.add_argument("--dtype", default="auto", help="auto, bfloat16, float16 or float32")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = EvalArgs(**vars(build_parser().parse_args(argv)))
+    args, options = parse_args(argv)
     try:
-        evaluate(args)
+        evaluate(args, options)
     except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:
         # User mistakes (a set that was not built, a wrong model path, a bad option) say what to do
         # in their message: print that, not a traceback.

@@ -19,7 +19,7 @@ from train.modeling import ModelLoadError, ModelSource
 
 if TYPE_CHECKING:
     from eval.backends import Backend
-    from eval.evaluate import EvalArgs, Item
+    from eval.scoring.items import Item
 
 logger = logging.getLogger(__name__)
 
@@ -41,25 +41,26 @@ def default_output_dir(model: str, root: str | Path = DEFAULT_OUTPUT_ROOT) -> Pa
     return Path(root) / model_label(model)
 
 
-def provenance_of(args: EvalArgs, backend: Backend) -> dict[str, Any]:
-    """What makes this run's rows; a file is only continued by a run with the same record."""
+def provenance_of(model: str, backend: Backend, max_new_tokens: int | None, dtype: str) -> dict[str, Any]:
+    """What makes this run's rows; a file is only continued by a run with the same record.
+    ``max_new_tokens`` and ``dtype`` are the asked ones, recorded when the backend does not say."""
     from train.modeling import weights_sha256
 
     options = getattr(backend, "options", None)
     bounds = getattr(options, "bounds", None)
     try:
-        digest = weights_sha256(args.model)
+        digest = weights_sha256(model)
     except ModelLoadError:
         digest = None
     return {
-        "model": str(Path(args.model).resolve()) if Path(args.model).exists() else args.model,
+        "model": str(Path(model).resolve()) if Path(model).exists() else model,
         "model_sha256": digest,
         "backend": backend.name,
         "min_pixels": getattr(bounds, "min_pixels", None),
         "max_pixels": getattr(bounds, "max_pixels", None),
-        "max_new_tokens": getattr(options, "max_new_tokens", args.max_new_tokens),
+        "max_new_tokens": getattr(options, "max_new_tokens", max_new_tokens),
         "decoding": "greedy (no sampling, repetition_penalty 1.0)",
-        "dtype": getattr(options, "dtype", args.dtype),
+        "dtype": getattr(options, "dtype", dtype),
     }
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -186,7 +187,7 @@ def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_mod
     port = free_port()
     command = [
         "-m",
-        "eval.serve.app",
+        "eval.app",
         "--model",
         str(tiny_model_dir),
         "--port",
@@ -212,3 +213,65 @@ def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_mod
     finally:
         output = _stop(process)
     assert "serving" in output and f"http://127.0.0.1:{port}" in output
+
+
+class SavingEchoBackend(EchoBackend):
+    """EchoBackend that also saves the image it is asked about (to the path in HMER_TEST_SEEN)."""
+
+    def generate(self, images, prompts):
+        images[0].save(os.environ["HMER_TEST_SEEN"])
+        return super().generate(images, prompts)
+
+
+SERVE_SAVING_ECHO = SERVE_ECHO.replace("EchoBackend", "SavingEchoBackend")
+
+
+def test_the_sketchpad_opens_with_a_thin_brush_that_draws(app_python, tmp_path, monkeypatch):
+    """Drawing right after the page opens makes strokes (no click on *Brush* first), pen-thin."""
+    require(find_chromium() is not None, "chromium is not installed (Debian: apt-get install -y chromium)")
+    seen = tmp_path / "seen.png"
+    monkeypatch.setenv("HMER_TEST_SEEN", str(seen))
+    port = free_port()
+    process = _serve(app_python, ["-c", SERVE_SAVING_ECHO, str(port)], port)
+    try:
+        with HeadlessChromium(width=1300, height=1000) as browser:
+            browser.open(f"http://127.0.0.1:{port}/", settle=1)
+            assert browser.wait_for(
+                "[...document.querySelectorAll('#sketchpad button')]"
+                ".some(b => b.title === 'Brush' && b.classList.contains('highlight'))"
+            )
+            box = browser.evaluate(
+                "(() => { const r = document.querySelector('#sketchpad canvas').getBoundingClientRect();"
+                " return [r.x, r.y, r.width, r.height]; })()"
+            )
+            x0, y = box[0] + box[2] * 0.25, box[1] + box[3] * 0.5
+            x1 = box[0] + box[2] * 0.75
+
+            def mouse(kind: str, x: float) -> None:
+                pressed = 0 if kind == "mouseReleased" else 1
+                browser.call(
+                    "Input.dispatchMouseEvent",
+                    type=kind,
+                    x=x,
+                    y=y,
+                    button="left",
+                    buttons=pressed,
+                    clickCount=1,
+                )
+
+            mouse("mouseMoved", x0)
+            mouse("mousePressed", x0)
+            for step in range(1, 21):
+                mouse("mouseMoved", x0 + (x1 - x0) * step / 20)
+            mouse("mouseReleased", x1)
+            browser.evaluate(
+                "[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Read').click()"
+            )
+            assert browser.wait_for("document.querySelector('#latex textarea').value === 'x ^ { 2 }'")
+    finally:
+        _stop(process)
+    ink = np.asarray(Image.open(seen).convert("L")) < 128
+    columns = ink.any(axis=0).nonzero()[0]
+    assert columns.max() - columns.min() > ink.shape[1] / 3  # one long horizontal stroke
+    thickness = ink[:, (columns.min() + columns.max()) // 2].sum()
+    assert 2 <= thickness <= 10, thickness  # a pen, not gradio's default 50-pixel marker

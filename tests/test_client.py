@@ -15,7 +15,7 @@ from PIL import Image, ImageChops
 
 from data_prep.contract import MAIN_PROMPT, TREE_COT_PROMPT, prepare_image
 from data_prep.images import invert
-from eval import client
+from eval.serve import client
 from train.inputs import prompt_text
 from train.modeling import load_processor
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from eval.score import main
 from eval.scoring.compare import bootstrap_ci, compare_rows, mcnemar_exact, paired_bootstrap_diff_ci
 from eval.scoring.predictions import PredictionRow
-from eval.scoring.score import main
 
 
 def _rows(outcomes: dict[str, bool], set_name: str = "s") -> list[PredictionRow]:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from data_prep.contract import TASK_COUNTING, TASK_MAIN, TASK_TREE_COT, extract_latex, prompt_for
-from eval.backends import Backend
+from eval.backends import Backend, BackendOptions
 from eval.evaluate import EvalArgs, evaluate, main, predictions_path
 from eval.scoring.predictions import ERROR_CORRUPT_IMAGE, ERROR_GENERATION_FAILED, read_prediction_rows
 from eval.scoring.test_sets import TestSetNotFound, parse_set_names, resolve_test_set
@@ -265,12 +265,12 @@ def test_two_models_never_share_predictions(built_data, truths, tmp_path, monkey
     with pytest.raises(PredictionsMismatch, match="model_sha256"):
         evaluate(dataclasses.replace(shared, model="runs/b"), backend=ScriptedBackend(truths))
     with pytest.raises(PredictionsMismatch, match="max_new_tokens"):
-        evaluate(dataclasses.replace(shared, max_new_tokens=17), backend=ScriptedBackend(truths))
+        evaluate(shared, BackendOptions(max_new_tokens=17), backend=ScriptedBackend(truths))
 
 
 def test_killed_run_is_marked_incomplete_and_score_warns(built_data, truths, tmp_path, capsys, caplog):
+    from eval.score import main as score_main
     from eval.scoring.predictions import completeness
-    from eval.scoring.score import main as score_main
 
     path = predictions_path(tmp_path, SET, TASK_MAIN)
     with pytest.raises(KeyboardInterrupt):

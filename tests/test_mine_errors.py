@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import yaml
 from data_prep.contract import TASK_ERROR_DETECTION, TASK_MAIN, extract_latex
 from data_prep.dataset import load_split
 from data_prep.tasks.error_driven import read_predictions
-from eval.backends import Backend
+from eval.backends import Backend, BackendOptions
 from eval.mining.folds import assign_folds, base_id
 from eval.mining.mine_errors import (
     FOLDS_FILE,
@@ -37,6 +38,10 @@ SAMPLES = 2
 KINDS = ["greedy", "sample-1", "sample-2"]
 
 
+#: The inference options of every mining run here.
+OPTIONS = BackendOptions(max_new_tokens=6, batch_size=8)
+
+
 def mining_args(data_dir: Path, out: Path, model_dir: Path, **kw) -> MiningArgs:
     return MiningArgs(
         data_dir=str(data_dir),
@@ -44,8 +49,6 @@ def mining_args(data_dir: Path, out: Path, model_dir: Path, **kw) -> MiningArgs:
         output_dir=str(out),
         folds=FOLDS,
         samples=SAMPLES,
-        max_new_tokens=6,
-        batch_size=8,
         progress=False,
         train_overrides=["--model_name_or_path", str(model_dir), "--max_steps", "1", "--save_steps", "1"],
         **kw,
@@ -56,7 +59,7 @@ def mining_args(data_dir: Path, out: Path, model_dir: Path, **kw) -> MiningArgs:
 def mined(crohme_sample_data, tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("mining") / "out"
     args = mining_args(crohme_sample_data, out, tiny_model_dir)
-    report = mine(args)
+    report = mine(args, OPTIONS)
     return out, args, report
 
 
@@ -152,17 +155,17 @@ def _refuse(*_args, **_kw):
 def test_rerun_skips_finished_stages(mined, monkeypatch):
     out, args, report = mined
     before = _snapshot(out)
-    monkeypatch.setattr("eval.mining.mine_errors.write_subset", _refuse)
+    monkeypatch.setattr("eval.mining.stages.write_subset", _refuse)
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.get_backend", _refuse)
-    assert mine(args) == report
+    monkeypatch.setattr("eval.mining.stages.open_backend", _refuse)
+    assert mine(args, OPTIONS) == report
     assert _snapshot(out) == before
 
 
 def test_changed_fold_settings_are_refused(mined):
     out, args, _ = mined
     with pytest.raises(MiningError, match="fold settings"):
-        mine(mining_args(Path(args.data_dir), out, Path(args.train_overrides[1]), seed=args.seed + 1))
+        mine(mining_args(Path(args.data_dir), out, Path(args.train_overrides[1])), replace(OPTIONS, seed=1))
 
 
 def test_interrupted_prediction_resumes_with_the_missing_rows(mined, tmp_path, monkeypatch):
@@ -175,8 +178,8 @@ def test_interrupted_prediction_resumes_with_the_missing_rows(mined, tmp_path, m
     marker_path(copy, 1, "predict").unlink()
     path.write_text("".join(lines[:4]) + lines[4][: len(lines[4]) // 2])
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.write_subset", _refuse)
-    resumed = mine(mining_args(Path(args.data_dir), copy, Path(args.train_overrides[1])))
+    monkeypatch.setattr("eval.mining.stages.write_subset", _refuse)
+    resumed = mine(mining_args(Path(args.data_dir), copy, Path(args.train_overrides[1])), OPTIONS)
     rows = path.read_text().splitlines(keepends=True)
     assert rows[:4] == lines[:4]
     assert len(rows) == len(lines)
@@ -221,8 +224,8 @@ def test_correct_predictions_are_not_mined_and_repeats_merge(
         marker_path(copy, k, "predict").unlink()
         (fold_dir(copy, k) / PREDICTIONS_FILE).unlink()
     monkeypatch.setattr("train.sft.main", _refuse)
-    monkeypatch.setattr("eval.mining.mine_errors.get_backend", lambda *a, **kw: TruthBackend(truths))
-    report = mine(mining_args(crohme_sample_data, copy, Path(args.train_overrides[1])))
+    monkeypatch.setattr("eval.mining.stages.open_backend", lambda *a, **kw: TruthBackend(truths))
+    report = mine(mining_args(crohme_sample_data, copy, Path(args.train_overrides[1])), OPTIONS)
     rows = [json.loads(line) for line in (copy / MINED_FILE).read_text().splitlines()]
     assert len(rows) == len(truths)  # one merged row per image: the greedy right answer is left out
     assert all(r["pred"] == r["gt"] + " x" and r["kinds"] == ["sample-1", "sample-2"] for r in rows)
@@ -258,7 +261,7 @@ def test_mined_file_plugs_into_a_data_recipe(mined, tmp_path):
 
 
 def test_command_line_passes_training_overrides():
-    args = parse_args(
+    args, options = parse_args(
         ["--data-dir", "d", "--train-recipe", "r.yaml", "--output-dir", "o", "--folds", "3",
          "--train-overrides=--max_steps 5", "--only-folds", "0,2", "--", "--learning_rate", "1e-4"]
     )  # fmt: skip

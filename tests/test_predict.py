@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from data_prep.contract import COUNTING_PROMPT, MAIN_PROMPT, extract_latex
-from eval import predict
+from eval.serve import predict
 
 SAMPLE_IMAGES = Path(__file__).resolve().parent.parent / "samples" / "crohme2014_test" / "off_image_test"
 
@@ -43,7 +43,7 @@ def image_dir(tmp_path) -> Path:
 
 
 def _args(*argv: str):
-    return predict.build_parser().parse_args(["--model", "unused", *argv])
+    return predict.parse_args(["--model", "unused", *argv])
 
 
 def test_dir_and_missing_file(image_dir, tmp_path, capsys):
@@ -51,7 +51,7 @@ def test_dir_and_missing_file(image_dir, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     backend = RecordingBackend()
-    rc = predict.run(_args(str(image_dir), str(missing), str(corrupt), "--batch-size", "2"), backend=backend)
+    rc = predict.run(*_args(str(image_dir), str(missing), str(corrupt), "--batch-size", "2"), backend=backend)
     out, err = capsys.readouterr()
     assert rc == 1
     assert f"error: {missing}: missing_image" in err and f"error: {corrupt}: unreadable_image" in err
@@ -73,7 +73,7 @@ def test_dir_and_missing_file(image_dir, tmp_path, capsys):
 def test_jsonl_output_and_task(image_dir, tmp_path, capsys):
     out_path = tmp_path / "out" / "preds.jsonl"
     backend = RecordingBackend()
-    rc = predict.run(_args(str(image_dir), "--task", "counting", "--jsonl", str(out_path)), backend=backend)
+    rc = predict.run(*_args(str(image_dir), "--task", "counting", "--jsonl", str(out_path)), backend=backend)
     assert rc == 0
     assert capsys.readouterr().out == ""
     rows = [json.loads(line) for line in out_path.read_text().splitlines()]
@@ -107,7 +107,7 @@ def test_a_failing_batch_does_not_stop_the_run(image_dir, capsys):
                 raise RuntimeError("out of memory")
             return super().generate(images, prompts)
 
-    rc = predict.run(_args(str(image_dir), "--batch-size", "2"), backend=FlakyBackend())
+    rc = predict.run(*_args(str(image_dir), "--batch-size", "2"), backend=FlakyBackend())
     out, err = capsys.readouterr()
     assert rc == 1 and "generation_failed: RuntimeError: out of memory" in err
     assert len(out.splitlines()) == 2  # the second batch was still predicted
@@ -147,7 +147,7 @@ def test_a_blank_answer_is_an_empty_generation_failure(image_dir, tmp_path, caps
             return ["\n\n\n" if im.width == 60 else "x" for im in images]  # z_light.png is 60 wide
 
     out_path = tmp_path / "p.jsonl"
-    rc = predict.run(_args(str(image_dir), "--jsonl", str(out_path)), backend=BlankBackend())
+    rc = predict.run(*_args(str(image_dir), "--jsonl", str(out_path)), backend=BlankBackend())
     assert rc == 1
     assert "z_light.png: empty_generation" in capsys.readouterr().err
     rows = {r["id"]: r for r in map(json.loads, out_path.read_text().splitlines())}

@@ -10,16 +10,16 @@ import re
 import pytest
 from PIL import Image
 
-from eval.report.katex_assets import KATEX_VERSION, KatexMissing, load_katex
-from eval.report.summary import (
+from eval.report.compare_html import write_comparison_html
+from eval.report.html_report import (
     confusion_table,
     highlight,
     model_label,
     render_html_report,
-    write_comparison_html,
     write_html_report,
-    write_summary,
 )
+from eval.report.katex_assets import KATEX_VERSION, KatexMissing, load_katex
+from eval.report.summary import write_summary
 from eval.scoring.compare import compare_rows
 from eval.scoring.metrics import score_pairs
 from eval.scoring.predictions import PredictionRow

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from eval.score import main
+from eval.scoring.formats import FORMATS, FormatError, detect_format, load_predictions
 from eval.scoring.predictions import PredictionWriter, make_row
-from eval.scoring.score import FORMATS, FormatError, detect_format, load_predictions, main, score_rows
+from eval.scoring.score import score_rows
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scoring"
 UNIMUMER = FIXTURES / "unimumer_crohme2023_excerpt.json"

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from eval.backends import Backend, BackendOptions, cuda_available, stop_token_ids
+from eval.backends.base import Backend, BackendOptions, cuda_available, stop_token_ids
 from train.modeling import ModelSource
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,5 @@
-"""Reports of a scored run: the summary (Markdown + JSON) here, the HTML error report in
-:mod:`eval.report.html_report` and the paired page in :mod:`eval.report.compare_html` (both re-exported, so
-``from eval.report.summary import write_html_report`` works).
+"""The summary of a scored run (Markdown + JSON, with the published comparison). The HTML error
+report is :mod:`eval.report.html_report`, the paired page :mod:`eval.report.compare_html`.
 """
 
 from __future__ import annotations
@@ -11,15 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.io_utils import write_text_atomic
-from eval.report.compare_html import build_comparison_html, write_comparison_html  # noqa: F401 (re-exported)
-from eval.report.html_report import (  # noqa: F401  (the report API, re-exported)
-    build_html_report,
-    confusion_table,
-    highlight,
-    model_label,
-    render_html_report,
-    write_html_report,
-)
 from eval.scoring.metrics import Scores, format_length_table, format_table
 from eval.scoring.published import comparison_table, has_published_sets
 

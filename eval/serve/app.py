@@ -2,7 +2,7 @@
 
     make app                                   # the tiny offline model, built if missing
     make app MODEL=outputs/sft ARGS="--port 7861"
-    python -m eval.app --model M [--backend auto|hf|vllm] [--host 127.0.0.1] [--port 7860]
+    python -m eval.app --model M [--backend auto|hf|vllm] [--host 127.0.0.1] [--port 7860] [--config app.yaml]
 
 The same contract as ``eval.serve.predict``: the image is inverted when it is light ink on a dark page
 (``--invert``), prepared by the backend exactly as in training, and asked the task's prompt from
@@ -15,7 +15,6 @@ docs/app.md). It listens on 127.0.0.1 unless ``--host`` says otherwise.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import sys
@@ -26,10 +25,11 @@ from PIL import Image
 
 from data_prep.contract import TASK_MAIN, extract_latex, prompt_for
 from data_prep.images import on_white
-from data_prep.ink import INVERT_CHOICES as INVERT_MODES
 from data_prep.tasks.registry import get_task, scored_tasks
-from eval.report.summary import model_label
-from eval.serve.predict import PREDICT_TASKS, prepare_for_model
+from eval.backends.base import BackendOptions
+from eval.cli import parse_command_line
+from eval.report.html_report import model_label
+from eval.serve.predict import INVERT_MODES, PREDICT_TASKS, prepare_for_model
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,24 @@ TASK_CHOICES = tuple((get_task(task).label, task) for task in scored_tasks())
 DEFAULT_MODEL = "artifacts/tiny-qwen2.5-vl"
 #: The typeset answer large enough to check a formula by eye.
 CSS = "#typeset .katex{font-size:1.8em !important}"
+#: Brush radius in canvas pixels: a pen-like stroke on the 800 x 260 canvas (gradio's "auto" gives
+#: 25, a marker that merges neighbouring symbols).
+BRUSH_RADIUS = 3
+#: gradio 6.31's editor opens with its image tool (drawing does nothing until *Brush* is clicked) and
+#: has no option to open with another: once the page is up, click the sketchpad's brush button.
+SELECT_BRUSH = """() => {
+  const pick = () => {
+    const pad = document.getElementById("sketchpad");
+    const brush = pad && [...pad.querySelectorAll("button")].find(
+      (b) => (b.getAttribute("aria-label") || b.title || "").trim() === "Brush");
+    if (brush) brush.click();
+    return Boolean(brush);
+  };
+  if (!pick()) {
+    const timer = setInterval(() => pick() && clearInterval(timer), 200);
+    setTimeout(() => clearInterval(timer), 15000);
+  }
+}"""
 
 
 @dataclasses.dataclass
@@ -107,7 +125,13 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
             with gr.Column():
                 task = gr.Radio(list(TASK_CHOICES), value=TASK_MAIN, label="task")
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(type="pil", canvas_size=(800, 260), label="write a formula")
+                    sketch = gr.Sketchpad(
+                        type="pil",
+                        canvas_size=(800, 260),
+                        label="write a formula",
+                        brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS),
+                        elem_id="sketchpad",
+                    )
                     read_drawn = gr.Button("Read", variant="primary")
                 with gr.Tab("Upload"):
                     upload = gr.Image(
@@ -128,39 +152,48 @@ def build_app(backend: Any, model: str, invert_mode: str = "auto"):
         outputs = [typeset, latex, auxiliary]
         read_uploaded.click(answer, [upload, task], outputs, api_name="read")
         read_drawn.click(read_sketch, [sketch, task], outputs, api_name="read_sketch")
+        app.load(None, None, None, js=SELECT_BRUSH)
     return app
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.app", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+@dataclasses.dataclass
+class AppArgs:
+    """The page's model and address; the inference options are :class:`eval.backends.BackendOptions`."""
+
+    model: str = dataclasses.field(
+        default=DEFAULT_MODEL, metadata={"help": "model folder, export, LoRA adapter or hub id"}
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="model folder, export, LoRA adapter or hub id")
-    parser.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"))
-    parser.add_argument("--invert", default="auto", choices=INVERT_MODES)
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=1024, help="1024 fits Tree-CoT and counting answers (as eval)"
+    invert: str = dataclasses.field(default="auto", metadata={"choices": INVERT_MODES})
+    host: str = dataclasses.field(default="127.0.0.1", metadata={"help": "127.0.0.1: this machine only"})
+    port: int = 7860
+
+
+#: The app reads one drawing at a time; 1024 new tokens fit Tree-CoT and counting answers (as eval).
+APP_BACKEND_DEFAULTS = {"batch_size": 1, "max_new_tokens": 1024}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[AppArgs, BackendOptions]:
+    return parse_command_line(
+        (AppArgs, BackendOptions),
+        argv,
+        prog="python -m eval.app",
+        description=__doc__,
+        defaults=APP_BACKEND_DEFAULTS,
     )
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1: this machine only")
-    parser.add_argument("--port", type=int, default=7860)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
+    args, options = parse_args(argv)
     try:
         import gradio  # noqa: F401
     except ImportError:
         print("error: gradio is not installed here: run `make app` (it uses .venv-app)", file=sys.stderr)
         return 2
-    from eval.backends import get_backend
+    from eval.backends import open_backend
 
     try:
-        backend = get_backend(
-            args.backend, args.model, batch_size=1, max_new_tokens=args.max_new_tokens, dtype=args.dtype
-        )
+        backend = open_backend(options, args.model)
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"error: cannot load {args.model}: {err}", file=sys.stderr)
         return 2

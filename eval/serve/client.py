@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import dataclasses
 import io
 import json
 import sys
@@ -35,6 +36,7 @@ from data_prep.contract import (
     prepare_image,
     prompt_for,
 )
+from eval.serve.predict import INVERT_MODES, PREDICT_TASKS
 
 CHAT_COMPLETIONS = "/v1/chat/completions"
 
@@ -109,27 +111,49 @@ def send(url: str, request: dict[str, Any], *, timeout: float = 120.0, api_key: 
         raise RuntimeError(f"unexpected answer from {endpoint(url)}: {json.dumps(body)[:500]}") from None
 
 
+@dataclasses.dataclass
+class ClientArgs:
+    """Where to send the images and what to ask."""
+
+    #: Image files and folders of images (also the command's positional arguments).
+    inputs: list[str] = dataclasses.field(
+        default_factory=list, metadata={"help": "image files and/or folders"}
+    )
+    url: str = "http://localhost:8000"
+    model: str = dataclasses.field(
+        default="hmer", metadata={"help": "the served model name (vllm serve --served-model-name)"}
+    )
+    task: str = dataclasses.field(default=TASK_MAIN, metadata={"choices": PREDICT_TASKS})
+    invert: str = dataclasses.field(default="auto", metadata={"choices": INVERT_MODES})
+    max_tokens: int = 1024
+    api_key: str | None = None
+    raw: bool = dataclasses.field(
+        default=False, metadata={"help": "print the whole answer, not only its LaTeX line"}
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ClientArgs:
+    from eval.cli import parse_command_line
+
+    def images(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "images", nargs="*", metavar="IMAGE|DIR", help="image files and/or folders of images"
+        )
+
+    args, extra = parse_command_line(
+        (ClientArgs,), argv, prog="python -m eval.client", description=__doc__, extend=images
+    )
+    return dataclasses.replace(args, inputs=[*args.inputs, *extra.images])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from data_prep.images import ImageError, read_image
-    from data_prep.ink import INVERT_CHOICES
-    from eval.serve.predict import PREDICT_TASKS, list_images, prepare_for_model
+    from eval.serve.predict import list_images, prepare_for_model
 
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.client",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE|DIR")
-    parser.add_argument("--url", default="http://localhost:8000")
-    parser.add_argument(
-        "--model", default="hmer", help="the served model name (vllm serve --served-model-name)"
-    )
-    parser.add_argument("--task", default=TASK_MAIN, choices=PREDICT_TASKS)
-    parser.add_argument("--invert", default="auto", choices=INVERT_CHOICES)
-    parser.add_argument("--max-tokens", type=int, default=1024)
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--raw", action="store_true", help="print the whole answer, not only its LaTeX line")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    if not args.inputs:
+        print("error: no images to send", file=sys.stderr)
+        return 2
     failed = 0
     for path in list_images(args.inputs):
         try:

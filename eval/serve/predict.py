@@ -2,6 +2,7 @@
 
     python -m eval.predict --model exports/merged formula.png scan.jpg
     python -m eval.predict --model outputs/sft samples/crohme2014_test/off_image_test --jsonl preds.jsonl
+    python -m eval.predict --config predict.yaml formula.png      # any option from YAML; flags override
 
 Each image is read safely (``data_prep.images.read_image``: fully decoded, pickles refused), inverted
 when it is white ink on black (CROHME bitmaps; ``--invert auto|true|false``, decided by ``data_prep.ink.dark_ink_on_light``),
@@ -29,11 +30,14 @@ from data_prep.images import ImageError, read_image
 from data_prep.ink import INVERT_CHOICES, dark_ink_on_light, parse_invert
 from data_prep.io_utils import write_text_atomic
 from data_prep.tasks.registry import scored_tasks
+from eval.backends.base import BackendOptions
+from eval.cli import parse_command_line
 from eval.scoring.predictions import ERROR_EMPTY_GENERATION
 from train.modeling import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
+#: Tasks whose prompt needs only the image (the error-driven ones also need a prediction).
 #: Tasks whose prompt needs only the image and whose answer is scored (the task table's).
 PREDICT_TASKS = scored_tasks()
 #: ``--invert`` as typed: data_prep.ink's one vocabulary.
@@ -128,57 +132,58 @@ def predict_paths(
         bar.close()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+@dataclasses.dataclass
+class PredictArgs:
+    """What to read and how; the inference options are :class:`eval.backends.BackendOptions`."""
+
+    model: str = dataclasses.field(metadata={"help": "model folder, export, LoRA adapter folder or hub id"})
+    #: Image files and folders of images (also the command's positional arguments).
+    inputs: list[str] = dataclasses.field(
+        default_factory=list, metadata={"help": "image files and/or folders"}
+    )
+    task: str = dataclasses.field(default=TASK_MAIN, metadata={"choices": PREDICT_TASKS})
+    invert: str = dataclasses.field(
+        default="auto",
+        metadata={"choices": INVERT_MODES, "help": "invert light-on-dark images (auto: when mostly dark)"},
+    )
+    jsonl: str | None = dataclasses.field(
+        default=None, metadata={"help": "write JSON lines here instead of NAME<TAB>latex on stdout"}
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[PredictArgs, BackendOptions]:
+    def images(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "images", nargs="*", metavar="IMAGE|DIR", help="image files and/or folders of images"
+        )
+
+    args, options, extra = parse_command_line(
+        (PredictArgs, BackendOptions),
+        argv,
         prog="python -m eval.predict",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        extend=images,
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE|DIR", help="image files and/or folders of images")
-    parser.add_argument("--model", required=True, help="model folder, export, LoRA adapter folder or hub id")
-    parser.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"))
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--task", default=TASK_MAIN, choices=PREDICT_TASKS)
-    parser.add_argument(
-        "--invert",
-        default="auto",
-        choices=INVERT_MODES,
-        help="invert light-on-dark images (auto: when the image is mostly dark)",
-    )
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help="default: 256 for main, 1024 for tree_cot and counting (their answers are longer)",
-    )
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--jsonl", help="write JSON lines here instead of NAME<TAB>latex on stdout")
-    return parser
+    return dataclasses.replace(args, inputs=[*args.inputs, *extra.images]), options
 
 
 def _write_jsonl(path: Path, rows: list[Prediction]) -> None:
     write_text_atomic(path, "".join(row.to_json() + "\n" for row in rows))
 
 
-def run(args: argparse.Namespace, backend: Any | None = None) -> int:
+def run(args: PredictArgs, options: BackendOptions | None = None, backend: Any | None = None) -> int:
     """Predict and print/write; returns the exit status (1 when any image failed)."""
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be at least 1")
+    options = options or BackendOptions()
     paths = list_images(args.inputs)
     if not paths:
         print("error: no images to predict", file=sys.stderr)
         return 1
     if backend is None:
-        from eval.backends import get_backend
+        from eval.backends import default_max_new_tokens, open_backend
 
-        max_new_tokens = args.max_new_tokens or (256 if args.task == TASK_MAIN else 1024)
-        backend = get_backend(
-            args.backend,
-            args.model,
-            batch_size=args.batch_size,
-            max_new_tokens=max_new_tokens,
-            dtype=args.dtype,
-        )
+        if options.max_new_tokens is None:
+            options = dataclasses.replace(options, max_new_tokens=default_max_new_tokens([args.task]))
+        backend = open_backend(options, args.model)
     rows: list[Prediction] = []
     try:
         for row in predict_paths(
@@ -186,8 +191,8 @@ def run(args: argparse.Namespace, backend: Any | None = None) -> int:
             backend,
             task=args.task,
             invert_mode=args.invert,
-            batch_size=args.batch_size,
-            progress=len(paths) > args.batch_size,
+            batch_size=options.batch_size,
+            progress=len(paths) > options.batch_size,
         ):
             rows.append(row)
             if row.error:
@@ -209,9 +214,9 @@ def run(args: argparse.Namespace, backend: Any | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    args = build_parser().parse_args(argv)
+    args, options = parse_args(argv)
     try:
-        return run(args)
+        return run(args, options)
     except (ValueError, OSError, ModelLoadError) as err:
         print(f"predict failed: {err}", file=sys.stderr)
         return 2
