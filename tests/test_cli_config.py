@@ -53,12 +53,12 @@ def test_mining_reads_the_config_and_flags_override_it(tmp_path):
 
 
 def test_predict_reads_the_config_and_flags_override_it(tmp_path):
-    config = _config(tmp_path, model="exports/merged", task="counting", invert="no", max_new_tokens=64)
-    args, options = predict.parse_args(["--config", config, "a.png", "--invert", "yes", "b/"])
+    config = _config(tmp_path, model="exports/merged", task="counting", invert="false", max_new_tokens=64)
+    args, options = predict.parse_args(["--config", config, "a.png", "--invert", "true", "b/"])
     assert (args.model, args.task, args.invert, args.inputs) == (
         "exports/merged",
         "counting",
-        "yes",
+        "true",
         ["a.png", "b/"],
     )
     assert options.max_new_tokens == 64
