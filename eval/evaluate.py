@@ -27,11 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import TASK_MAIN
+from data_prep.fingerprint import read_split_fingerprint
 from data_prep.tasks.registry import scored_tasks
 from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_backend
 from eval.cli import parse_command_line
 from eval.predict_sets import load_rows, predict_set, predictions_path, write_votes
-from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
+from eval.provenance import (
+    DEFAULT_OUTPUT_ROOT,
+    dataset_provenance,
+    default_output_dir,
+    provenance_of,
+    training_overlap,
+)
 from eval.report.html_report import model_label, write_html_report
 from eval.report.summary import write_summary
 from eval.scoring.items import items_from_dataset
@@ -122,6 +129,8 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     test_sets: list[TestSet] = resolve_test_sets(args.sets, args.data_dir, args.data_root)
     items = {ts.name: items_from_dataset(ts.load(), args.limit) for ts in test_sets}
+    # Read once, before predicting: the rows are bound to this build of each split.
+    fingerprints = {ts.name: read_split_fingerprint(ts.data_dir, ts.split) for ts in test_sets}
     overlap = training_overlap(args.model, items)
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
@@ -150,7 +159,7 @@ def evaluate(
                 tasks,
                 out_dir,
                 progress=args.progress,
-                provenance=provenance,
+                provenance={**provenance, **dataset_provenance(ts.data_dir, ts.split, fingerprints[ts.name])},
             )
             stats = timings[ts.name]
             if stats["generated"] and stats["seconds"]:
@@ -170,7 +179,12 @@ def evaluate(
         "max_new_tokens": options.max_new_tokens,
         "limit": args.limit,
         "test_sets": {
-            ts.name: {"data_dir": str(ts.data_dir), "split": ts.split, "n": len(items[ts.name])}
+            ts.name: {
+                "data_dir": str(ts.data_dir),
+                "split": ts.split,
+                "n": len(items[ts.name]),
+                "fingerprint": fingerprints[ts.name],
+            }
             for ts in test_sets
         },
         "predictions": {name: {t: str(predictions_path(out_dir, name, t)) for t in tasks} for name in names},
