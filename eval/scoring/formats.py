@@ -19,10 +19,12 @@ from typing import Any
 from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
 from eval.scoring.predictions import (
+    DATASET_FINGERPRINT,
     ERROR_MISSING_PREDICTION,
     REQUIRED_FIELDS,
     PredictionRow,
     completeness,
+    read_meta,
     read_prediction_rows,
 )
 from eval.scoring.published import canonical_set_name
@@ -121,12 +123,20 @@ class Loaded:
     truth_file: Path | None = None
     #: Set when the file's ``.meta.json`` says its run did not finish (see eval.scoring.predictions.completeness).
     incomplete: str | None = None
+    #: The test split's content fingerprint the file's ``.meta.json`` records (eval.evaluate's files).
+    dataset_fingerprint: dict[str, Any] | None = None
 
     def notes(self) -> list[str]:
         notes = [f"WARNING: {self.incomplete}"] if self.incomplete else []
         notes.append(
             f"{self.path} read as {self.format} ({FORMATS[self.format].split(':')[0]}), {len(self.rows)} items"
         )
+        if self.dataset_fingerprint:
+            fp = self.dataset_fingerprint
+            notes.append(
+                f"predicted on the test split with content fingerprint {str(fp.get('content'))[:16]} "
+                f"({fp.get('rows')} rows)"
+            )
         if self.truth_file is not None:
             notes.append(f"truth from {self.truth_file}; it changed the truth of {self.gt_replaced} items")
         missing = sum(1 for r in self.rows if r.error == ERROR_MISSING_PREDICTION)
@@ -156,6 +166,7 @@ class Loaded:
             "truth_file": str(self.truth_file) if self.truth_file else None,
             "gt_replaced": self.gt_replaced,
             "incomplete": self.incomplete,
+            "dataset_fingerprint": self.dataset_fingerprint,
             "rejects": self.rejects.to_dict(),
             "distance_disagreements": {
                 "count": len(self.distance_disagreements),
@@ -320,9 +331,11 @@ def load_predictions(
     default_set = canonical_set_name(set_name or path.stem)
     lines: dict[str, int] | None = None
     incomplete = None
+    fingerprint = None
     if fmt == "jsonl":
         rows = read_prediction_rows(path, rejects)
         incomplete = completeness(path, len(rows))
+        fingerprint = (read_meta(path) or {}).get(DATASET_FINGERPRINT)
         if incomplete:
             logger.warning("%s", incomplete)
         disagreements = [
@@ -355,6 +368,7 @@ def load_predictions(
         rejects=rejects,
         distance_disagreements=disagreements,
         incomplete=incomplete,
+        dataset_fingerprint=fingerprint if isinstance(fingerprint, dict) else None,
     )
     if gt_path is not None:
         sets = {r.set for r in rows}

@@ -55,4 +55,6 @@ def build_test_set(source_root: Path, out: Path, records: int = 6) -> Path:
 
 
 def eval_args(data_dir: Path, out: Path, **kw) -> EvalArgs:
-    return EvalArgs(model="constant", sets=SET, output_dir=str(out), data_dir=str(data_dir), progress=False, **kw)
+    return EvalArgs(
+        model="constant", sets=SET, output_dir=str(out), data_dir=str(data_dir), progress=False, **kw
+    )

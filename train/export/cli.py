@@ -109,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ExportError, FileNotFoundError, ValueError) as err:
         print(f"export failed: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        from data_prep.disk_errors import is_storage_error, storage_error_line
+
+        if not is_storage_error(err):
+            raise
+        print(f"export failed: {storage_error_line(err)}", file=sys.stderr)
+        return 2
     return 0
 
 
