@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import TASK_MAIN
+from data_prep.disk_errors import is_storage_error, storage_error_line
 from data_prep.fingerprint import read_split_fingerprint
+from data_prep.output_lock import OutputLocked, output_lock
 from data_prep.tasks.registry import scored_tasks
 from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_backend
 from eval.cli import parse_command_line
@@ -126,6 +128,14 @@ def evaluate(
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     out_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.model, args.output_root)
+    # One evaluation per output folder: two would append the same items twice to one file.
+    with output_lock(out_dir, what="evaluation"):
+        return _evaluate(args, options, backend, out_dir)
+
+
+def _evaluate(
+    args: EvalArgs, options: BackendOptions, backend: Backend | None, out_dir: Path
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     test_sets: list[TestSet] = resolve_test_sets(args.sets, args.data_dir, args.data_root)
     items = {ts.name: items_from_dataset(ts.load(), args.limit) for ts in test_sets}
@@ -247,10 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     args, options = parse_args(argv)
     try:
         evaluate(args, options)
-    except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:
-        # User mistakes (a set that was not built, a wrong model path, a bad option) say what to do
-        # in their message: print that, not a traceback.
+    except (TestSetNotFound, ModelLoadError, OutputLocked, FileNotFoundError, ValueError) as err:
+        # User mistakes (a set that was not built, a wrong model path, a bad option, a folder
+        # another evaluation is writing) say what to do in their message: print that, not a traceback.
         logger.error("%s", err)
+        return 2
+    except OSError as err:
+        if not is_storage_error(err):
+            raise
+        logger.error("%s", storage_error_line(err, args.output_dir))
         return 2
     except KeyboardInterrupt:
         logger.warning("interrupted: the predictions written so far are kept; run the same command to resume")
