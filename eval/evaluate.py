@@ -65,8 +65,10 @@ def write_reports(
     title: str,
     extra: dict[str, Any],
     notes: Sequence[str] = (),
+    image_roots: Sequence[Path] | None = None,
 ) -> dict[str, Scores]:
-    """Summary (Markdown + JSON, with the published comparison) and HTML error report."""
+    """Summary (Markdown + JSON, with the published comparison) and HTML error report, which embeds
+    images only from ``image_roots`` (the predictions and dataset folders; None: ``images_root``)."""
     scores = score_rows(rows)
     write_summary(scores, report_dir, extra=extra, notes=notes)
     settings = {k: extra[k] for k in ("model", "backend", "task", "max_new_tokens", "limit") if k in extra}
@@ -77,6 +79,7 @@ def write_reports(
         title=title,
         settings={**settings, "decoding": "greedy", "sets": ", ".join(extra.get("test_sets", {}))},
         model_dir=extra.get("model"),
+        image_roots=image_roots,
     )
     return scores
 
@@ -181,6 +184,8 @@ def _evaluate(
             backend.close()
 
     names = [ts.name for ts in test_sets]
+    # The report embeds images from the predictions folder (thumbnails) and the dataset folders only.
+    image_roots = [out_dir, *dict.fromkeys(ts.data_dir for ts in test_sets)]
     ids = {name: {item.id for item in items[name]} for name in names}
     extra: dict[str, Any] = {
         "model": args.model,
@@ -220,6 +225,7 @@ def _evaluate(
             [
                 f"majority vote of the last LaTeX lines of the {', '.join(VOTE_TASKS)} answers; ties go to main"
             ],
+            image_roots,
         )
         extra["vote"] = {name: s.as_dict() for name, s in vote_scores.items()}
         for task in tasks:
@@ -236,7 +242,13 @@ def _evaluate(
         ]
     rows = load_rows(out_dir, names, args.task, ids)
     scores = write_reports(
-        rows, out_dir, out_dir, f"Error report: {model_label(args.model)} ({args.task} prompt)", extra, notes
+        rows,
+        out_dir,
+        out_dir,
+        f"Error report: {model_label(args.model)} ({args.task} prompt)",
+        extra,
+        notes,
+        image_roots,
     )
     summary = {"sets": {name: s.as_dict() for name, s in scores.items()}, **extra}
     for name, s in scores.items():

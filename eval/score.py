@@ -75,10 +75,14 @@ def score_file(
         "bootstrap": {"resamples": n_resamples, "seed": seed},
     }
     write_summary(scores, out_dir, extra=extra, notes=notes, title=title)
+    # Images are read from the predictions file's folder and --images-root only (relative paths
+    # from --images-root, else from the predictions folder): never from wherever a path points.
+    predictions_dir = loaded.path.resolve().parent
     write_html_report(
         loaded.rows,
         out_dir / "report.html",
-        images_root=images_root,
+        images_root=images_root if images_root is not None else predictions_dir,
+        image_roots=[predictions_dir, *([images_root] if images_root is not None else [])],
         worst=worst,
         title=f"Errors: {loaded.path.name}",
         settings={"predictions": loaded.path, "format": loaded.format},

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from data_prep.predictions import TOO_LONG, too_long
 from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
 from eval.scoring.predictions import (
@@ -187,6 +188,10 @@ def _load_unimumer(
         if not isinstance(item, dict) or _as_str(item.get("gt")) is None or _as_str(item.get("pred")) is None:
             rejects.add(SOURCE, "bad_item", path, index, f"item {index}: needs string 'gt' and 'pred'")
             continue
+        oversized = too_long(gt=item["gt"], pred=item["pred"])
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, index, f"item {index}: {oversized}")
+            continue
         image_path = _as_str(item.get("image_path"))
         name = _as_str(item.get("img_id")) or (Path(image_path).name if image_path else f"#{index}")
         row = PredictionRow(
@@ -208,6 +213,10 @@ def _load_tamer(
         if not isinstance(item, dict) or _as_str(item.get("gt")) is None or _as_str(item.get("pred")) is None:
             rejects.add(SOURCE, "bad_item", path, index, f"{name}: needs string 'gt' and 'pred'")
             continue
+        oversized = too_long(gt=item["gt"], pred=item["pred"])
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, index, f"{name}: {oversized}")
+            continue
         row = PredictionRow(id=item_id(name), set=set_name, gt=item["gt"], pred=item["pred"])
         stored = item.get("dist")
         if isinstance(stored, int) and stored != row.distance:
@@ -224,6 +233,10 @@ def _read_tab_file(path: Path, rejects: Rejects, what: str) -> list[tuple[int, s
         name, tab, text = line.partition("\t")
         if not tab and len(line.split()) > 1:
             rejects.add(SOURCE, "no_tab", path, line_no, f"{what} line has no TAB: {line[:80]!r}")
+            continue
+        oversized = too_long(**{what: text})
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, line_no, f"{item_id(name)}: {oversized}")
             continue
         entries.append((line_no, item_id(name), " ".join(text.split())))
     return entries
