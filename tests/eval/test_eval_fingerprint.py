@@ -56,3 +56,49 @@ def test_unchanged_set_still_resumes(tmp_path):
     again = ConstantBackend()
     evaluate(eval_args(data, out), backend=again)
     assert again.seen == 0
+
+
+def test_score_summary_carries_the_fingerprint(tmp_path):
+    from eval.score import main as score_main
+
+    data = build_test_set(copy_sample(tmp_path / "src"), tmp_path / "data")
+    out = tmp_path / "eval"
+    evaluate(eval_args(data, out), backend=ConstantBackend())
+    path = predictions_path(out, SET, TASK_MAIN)
+    assert score_main([str(path), "--output-dir", str(tmp_path / "scores"), "--bootstrap", "0"]) == 0
+    summary = json.loads((tmp_path / "scores" / "summary.json").read_text())
+    content = read_split_fingerprint(data, SET)["content"]
+    assert summary["input"]["dataset_fingerprint"]["content"] == content
+    assert content[:16] in (tmp_path / "scores" / "summary.md").read_text()
+
+
+def test_retrained_model_folder_is_predicted_again(tmp_path, monkeypatch, caplog):
+    data = build_test_set(copy_sample(tmp_path / "src"), tmp_path / "data")
+    out = tmp_path / "eval"
+    monkeypatch.setattr("train.modeling.weights_sha256", lambda name: "sha-one")
+    evaluate(eval_args(data, out), backend=ConstantBackend())
+    monkeypatch.setattr("train.modeling.weights_sha256", lambda name: "sha-two")
+    again = ConstantBackend()
+    with caplog.at_level(logging.WARNING):
+        evaluate(eval_args(data, out), backend=again)
+    assert again.seen == 6 and "weights of constant changed" in caplog.text
+    assert read_meta(predictions_path(out, SET, TASK_MAIN))["model_sha256"] == "sha-two"
+
+
+def test_mining_refuses_a_rebuilt_training_split(tmp_path):
+    import pytest
+
+    from eval.backends import BackendOptions
+    from eval.mining.layout import MiningArgs, MiningError, check_config
+
+    source = copy_sample(tmp_path / "src")
+    data = build_test_set(source, tmp_path / "data")
+    args = MiningArgs(
+        data_dir=str(data), train_recipe="r.yaml", output_dir=str(tmp_path / "mine"), train_split=SET
+    )
+    check_config(args, BackendOptions(), tmp_path / "mine")
+    check_config(args, BackendOptions(), tmp_path / "mine")  # the same data: fine
+    rewrite_captions(source, "+ 1")
+    build_test_set(source, data)
+    with pytest.raises(MiningError, match="answers changed"):
+        check_config(args, BackendOptions(), tmp_path / "mine")
