@@ -38,7 +38,9 @@ def storage_error_line(err: OSError, output: str | Path | None = None) -> str:
     reason = err.strerror or os.strerror(err.errno or 0)
     advice = STORAGE_ERRNOS.get(err.errno or 0, "check the output folder")
     tail = f" (output folder {output})" if output and str(output) not in str(where) else ""
-    return f"cannot write {where}{tail}: {reason}; {advice}; nothing half-written was kept"
+    # A permission error may come from a read as well as a write: do not claim which.
+    verb = "cannot access" if err.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+    return f"{verb} {where}{tail}: {reason}; {advice}; nothing half-written was kept"
 
 
 __all__ = ["STORAGE_ERRNOS", "is_storage_error", "storage_error_line"]
