@@ -113,3 +113,21 @@ def test_a_finished_dataset_on_read_only_storage_can_be_evaluated(test_set, tmp_
     assert backend.seen == 6 and summary["sets"][SET]["n"] == 6
     assert not (data / ".cache").exists()
     assert any((tmp_path / "cache").iterdir())
+
+
+@pytest.mark.parametrize(
+    "content", [b"sets: [crohme2014\n", b"\xff\xfe not utf-8", b"- a list\n- of items\n"]
+)
+def test_bad_config_files_are_one_line(tmp_path, capsys, content):
+    from train.export import main as export_main
+
+    config = tmp_path / "options.yaml"
+    config.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_module.main(["--config", str(config), "--model", "m", "--sets", SET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and str(config) in err
+    assert export_main(["--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("export failed: config") and "\n" not in err

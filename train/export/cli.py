@@ -70,6 +70,8 @@ def _load_config(path: str) -> dict:
         raise ExportError(f"config {file} not found")
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ExportError(f"config {file} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ExportError(f"config {file} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
