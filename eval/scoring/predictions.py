@@ -192,6 +192,11 @@ def stale_reason(predictions: str | Path, meta: dict[str, Any]) -> str | None:
     if old is None:
         return None  # check_provenance refuses a file nothing describes
     if DATASET_FINGERPRINT in meta:
+        if DATASET_FINGERPRINT not in old and meta[DATASET_FINGERPRINT] is not None:
+            return (
+                "these rows record no test-split fingerprint (they were made before predictions "
+                "recorded one), so they may be of another build of the set"
+            )
         change = fingerprint_changes(old.get(DATASET_FINGERPRINT), meta[DATASET_FINGERPRINT])
         if change:
             return f"the test split changed since these rows were predicted: {change}"

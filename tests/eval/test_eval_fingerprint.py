@@ -102,3 +102,18 @@ def test_mining_refuses_a_rebuilt_training_split(tmp_path):
     build_test_set(source, data)
     with pytest.raises(MiningError, match="answers changed"):
         check_config(args, BackendOptions(), tmp_path / "mine")
+
+
+def test_rows_from_before_fingerprints_are_predicted_again(tmp_path):
+    from eval.scoring.predictions import DATASET_FINGERPRINT, write_meta
+
+    data = build_test_set(copy_sample(tmp_path / "src"), tmp_path / "data")
+    out = tmp_path / "eval"
+    evaluate(eval_args(data, out), backend=ConstantBackend())
+    path = predictions_path(out, SET, TASK_MAIN)
+    old_meta = read_meta(path)
+    del old_meta[DATASET_FINGERPRINT]  # as an older version wrote it
+    write_meta(path, old_meta)
+    again = ConstantBackend()
+    evaluate(eval_args(data, out), backend=again)
+    assert again.seen == 6 and DATASET_FINGERPRINT in read_meta(path)
