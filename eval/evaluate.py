@@ -9,8 +9,11 @@ For every set (a split of a built dataset, see :mod:`eval.scoring.test_sets`) it
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.scoring.predictions` format), one flushed row per item as items
 finish: a re-run skips the ids already there, so an interrupted run resumes. ``D`` defaults to
 ``outputs/eval/<model-name>`` (one folder per model). Beside each file, ``<set>.<task>.meta.json``
-records what made the rows (:mod:`eval.provenance`) and whether the file is complete; a run with a
-different model or settings is refused rather than mixed in. A corrupt image, a
+records what made the rows (:mod:`eval.provenance`: model, weights hash, settings, and the test
+split's content fingerprint) and whether the file is complete; a run with a different model or
+settings is refused rather than mixed in, and a set whose split was rebuilt with other content (or
+whose model folder now holds other weights) is predicted again from scratch. One evaluation at a time
+per output folder (``data_prep.output_lock``); a full disk or read-only folder is one line. A corrupt image, a
 failed generation or an empty answer becomes a failure row (scored as wrong), never a crash.
 Then ``D/summary.md`` + ``D/summary.json`` (with the published comparison for CROHME sets) and
 ``D/report.html`` (worst items, with their images under ``D/images/``). With ``--vote`` the main,
