@@ -3,8 +3,12 @@ backend that answers without a model."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from eval.backends import Backend
 from eval.evaluate import EvalArgs
@@ -58,3 +62,18 @@ def eval_args(data_dir: Path, out: Path, **kw) -> EvalArgs:
     return EvalArgs(
         model="constant", sets=SET, output_dir=str(out), data_dir=str(data_dir), progress=False, **kw
     )
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` as read-only storage: a read-only bind mount of it (skipped where mounting is not
+    allowed). Root ignores file permissions, so chmod would not do."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -3,11 +3,9 @@ folder or truncated weights; a finished dataset on read-only storage can still b
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,28 +14,13 @@ import eval.evaluate as evaluate_module
 from data_prep.dataset import load_split
 from eval.evaluate import evaluate
 from eval.score import main as score_main
-from tests.eval.eval_support import SET, ConstantBackend, build_test_set, copy_sample, eval_args
+from tests.eval.eval_support import SET, ConstantBackend, build_test_set, copy_sample, eval_args, read_only
 
 
 @pytest.fixture(scope="module")
 def test_set(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eval-errors")
     return build_test_set(copy_sample(root / "src"), root / "data")
-
-
-@contextlib.contextmanager
-def read_only(folder: Path):
-    """``folder`` as read-only storage: a read-only bind mount of it (skipped where mounting is not
-    allowed). Root ignores file permissions, so chmod would not do."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def _error_lines(text: str) -> list[str]:

@@ -8,8 +8,7 @@ import pytest
 
 from tests.build_support import sample_source
 from tests.conftest import REPO
-from tests.eval.eval_support import copy_sample
-from tests.eval.test_eval_one_line_errors import read_only
+from tests.eval.eval_support import copy_sample, read_only
 from train.config import parse_recipe
 
 
