@@ -134,11 +134,49 @@ def verify_shards(data_dir: Path, split: str, shards: list[dict]) -> None:
             )
 
 
+#: Where the Arrow caches of datasets on read-only storage go (``HMER_DATASETS_CACHE`` overrides).
+FALLBACK_CACHE = Path("~/.cache/hmer-recipes/datasets")
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (made if missing): tried, not guessed, since
+    ``os.access`` says yes to root on storage that then refuses the write."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def cache_dir(data_dir: str | Path) -> Path:
+    """The Arrow cache of a dataset folder: ``data_dir/.cache`` (beside the data, rather than in
+    the user's HF cache), or, when the dataset is on read-only storage (``datasets`` writes a lock
+    file in its cache even to read), a folder of its own under ``~/.cache/hmer-recipes/datasets``."""
+    import hashlib
+    import os
+
+    beside = Path(data_dir) / ".cache"
+    if _writable(beside):
+        return beside
+    root = Path(os.environ.get("HMER_DATASETS_CACHE") or FALLBACK_CACHE).expanduser()
+    key = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+    fallback = root / f"{Path(data_dir).resolve().name}-{key}"
+    if not _writable(fallback):  # no writable home either: a private temporary folder
+        import tempfile
+
+        fallback = Path(tempfile.gettempdir()) / f"hmer-datasets-{os.getuid()}" / fallback.name
+        fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
 def load_split(data_dir: str | Path, split: str):
     """One split as a ``datasets.Dataset`` with :func:`data_prep.contract.record_features`.
 
-    The parquet shards are converted once into an Arrow cache inside ``data_dir/.cache`` (kept
-    beside the data rather than in the user's HF cache) and memory-mapped from there.
+    The parquet shards are converted once into an Arrow cache (:func:`cache_dir`: inside
+    ``data_dir/.cache``, or elsewhere when the dataset is read-only) and memory-mapped from there.
     """
     import datasets
 
@@ -150,7 +188,7 @@ def load_split(data_dir: str | Path, split: str):
         data_files={"rows": [str(f) for f in files]},
         split="rows",
         features=record_features(),
-        cache_dir=str(Path(data_dir) / ".cache"),
+        cache_dir=str(cache_dir(data_dir)),
     )
 
 

@@ -38,6 +38,17 @@ logger = logging.getLogger(__name__)
 FIELDS = ("id", "set", "task", "image_path", "gt", "pred", "distance", "raw_output", "error")
 REQUIRED_FIELDS = ("id", "gt", "pred")
 
+#: A ``gt`` or ``pred`` longer than this many whitespace tokens is no formula (the longest real
+#: truths are a few hundred tokens): the row is rejected as ``too_long``, counted, never scored,
+#: since its token distance alone would take minutes and gigabytes.
+MAX_PREDICTION_TOKENS = 10_000
+#: A predictions line longer than this many bytes is rejected as ``too_long`` before it is parsed.
+MAX_LINE_BYTES = 1_000_000
+#: The reject reason of both limits.
+TOO_LONG = "too_long"
+#: The ``source`` of the rejections counted while reading a predictions file.
+PREDICTIONS_SOURCE = "predictions"
+
 #: Reasons used in the ``error`` field by the project's own writers.
 ERROR_CORRUPT_IMAGE = "corrupt_image"
 ERROR_EMPTY_GENERATION = "empty_generation"
@@ -131,6 +142,31 @@ def make_row(
     )
 
 
+def too_long(**fields: object) -> str | None:
+    """Why one of the text ``fields`` (``gt=..., pred=...``) is over :data:`MAX_PREDICTION_TOKENS`
+    (None when none is): ``gt has 200,000 tokens (limit 10,000)``. Every reader of predictions and
+    truths calls it before scoring a row."""
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > MAX_PREDICTION_TOKENS:  # cheap test first
+            n = len(value.split())
+            if n > MAX_PREDICTION_TOKENS:
+                return f"{name} has {n:,} tokens (limit {MAX_PREDICTION_TOKENS:,})"
+    return None
+
+
+def _line_too_long(line: bytes | str) -> str | None:
+    if len(line) > MAX_LINE_BYTES:
+        return f"a line of {len(line):,} bytes (limit {MAX_LINE_BYTES:,})"
+    return None
+
+
+def _reject(rejects: Rejects | None, path: Path, line_no: int, detail: str) -> None:
+    if rejects is not None:
+        rejects.add(PREDICTIONS_SOURCE, TOO_LONG, path, line_no, detail)
+    else:
+        logger.warning("%s:%d: rejected as %s: %s", path, line_no, TOO_LONG, detail)
+
+
 def complete_prefix_length(data: bytes) -> int:
     """Length of the part of ``data`` that ends with a newline (the complete lines)."""
     return data.rfind(b"\n") + 1
@@ -164,6 +200,10 @@ def _parse_lines(path: Path, rejects: Rejects | None) -> list[tuple[int, dict[st
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        oversized = _line_too_long(line)
+        if oversized:
+            _reject(rejects, path, line_no, oversized)
+            continue
         try:
             obj = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -172,6 +212,10 @@ def _parse_lines(path: Path, rejects: Rejects | None) -> list[tuple[int, dict[st
             raise ValueError(f"{path}:{line_no}: not a JSON line ({exc.msg}); the file is damaged") from exc
         if not isinstance(obj, dict):
             raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
+        oversized = too_long(gt=obj.get("gt"), pred=obj.get("pred"))
+        if oversized:
+            _reject(rejects, path, line_no, oversized)
+            continue
         parsed.append((line_no, obj))
     return parsed
 
@@ -181,14 +225,11 @@ def read_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> li
 
     A damaged line in the middle is an error (file and line named): dropping it would silently
     change the denominator. A truncated last line (an interrupted run) is reported through
-    ``rejects`` (or a warning) and left out; the items it held are simply not in the file.
+    ``rejects`` (or a warning) and left out; the items it held are simply not in the file. So is a
+    row over the length limits (``too_long``: :data:`MAX_LINE_BYTES`, :data:`MAX_PREDICTION_TOKENS`).
     """
     path = Path(path)
     return [PredictionRow.from_dict(obj, f"{path}:{line_no}") for line_no, obj in _parse_lines(path, rejects)]
-
-
-#: The ``source`` of the rejections counted while reading a predictions file.
-PREDICTIONS_SOURCE = "predictions"
 
 
 def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> Iterator[PredictionRow]:
@@ -197,7 +238,7 @@ def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> It
 
     Unlike :func:`read_prediction_rows` (which scores a whole file and refuses a damaged one), rows
     that are malformed (bad JSON, not an object, a missing or non-string ``id``/``gt``/``pred``, an
-    empty ``id`` or ``gt``) or that record a generation failure (a non-empty ``error`` field) are
+    empty ``id`` or ``gt``, a line or field over the length limits) or that record a generation failure (a non-empty ``error`` field) are
     counted in ``rejects`` with file, line and reason, and skipped.
     """
     rejects = rejects if rejects is not None else Rejects()
@@ -205,6 +246,10 @@ def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> It
     with path.open(encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
+                continue
+            oversized = _line_too_long(text)
+            if oversized:
+                rejects.add(PREDICTIONS_SOURCE, TOO_LONG, path, number, oversized)
                 continue
             try:
                 row = json.loads(text)
@@ -226,6 +271,10 @@ def iter_prediction_rows(path: str | Path, rejects: Rejects | None = None) -> It
                 continue
             if not row["id"].strip() or not row["gt"].strip():
                 rejects.add(PREDICTIONS_SOURCE, "empty_id_or_gt", path, number)
+                continue
+            oversized = too_long(gt=row["gt"], pred=row["pred"])
+            if oversized:
+                rejects.add(PREDICTIONS_SOURCE, TOO_LONG, path, number, oversized)
                 continue
             if row.get("error"):
                 # A failed generation (unreadable image, crash, missing output) is not a misreading.

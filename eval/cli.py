@@ -28,6 +28,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"config {path} not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if data is None:

@@ -9,8 +9,11 @@ For every set (a split of a built dataset, see :mod:`eval.scoring.test_sets`) it
 ``D/<set>.<task>.jsonl`` (the :mod:`eval.scoring.predictions` format), one flushed row per item as items
 finish: a re-run skips the ids already there, so an interrupted run resumes. ``D`` defaults to
 ``outputs/eval/<model-name>`` (one folder per model). Beside each file, ``<set>.<task>.meta.json``
-records what made the rows (:mod:`eval.provenance`) and whether the file is complete; a run with a
-different model or settings is refused rather than mixed in. A corrupt image, a
+records what made the rows (:mod:`eval.provenance`: model, weights hash, settings, and the test
+split's content fingerprint) and whether the file is complete; a run with a different model or
+settings is refused rather than mixed in, and a set whose split was rebuilt with other content (or
+whose model folder now holds other weights) is predicted again from scratch. One evaluation at a time
+per output folder (``data_prep.output_lock``); a full disk or read-only folder is one line. A corrupt image, a
 failed generation or an empty answer becomes a failure row (scored as wrong), never a crash.
 Then ``D/summary.md`` + ``D/summary.json`` (with the published comparison for CROHME sets) and
 ``D/report.html`` (worst items, with their images under ``D/images/``). With ``--vote`` the main,
@@ -27,11 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import TASK_MAIN
+from data_prep.disk_errors import is_storage_error, storage_error_line
+from data_prep.fingerprint import read_split_fingerprint
+from data_prep.output_lock import OutputLocked, output_lock
 from data_prep.tasks.registry import scored_tasks
 from eval.backends import Backend, BackendOptions, default_max_new_tokens, open_backend
 from eval.cli import parse_command_line
 from eval.predict_sets import load_rows, predict_set, predictions_path, write_votes
-from eval.provenance import DEFAULT_OUTPUT_ROOT, default_output_dir, provenance_of, training_overlap
+from eval.provenance import (
+    DEFAULT_OUTPUT_ROOT,
+    dataset_provenance,
+    default_output_dir,
+    provenance_of,
+    training_overlap,
+)
 from eval.report.html_report import model_label, write_html_report
 from eval.report.summary import write_summary
 from eval.scoring.items import items_from_dataset
@@ -56,8 +68,10 @@ def write_reports(
     title: str,
     extra: dict[str, Any],
     notes: Sequence[str] = (),
+    image_roots: Sequence[Path] | None = None,
 ) -> dict[str, Scores]:
-    """Summary (Markdown + JSON, with the published comparison) and HTML error report."""
+    """Summary (Markdown + JSON, with the published comparison) and HTML error report, which embeds
+    images only from ``image_roots`` (the predictions and dataset folders; None: ``images_root``)."""
     scores = score_rows(rows)
     write_summary(scores, report_dir, extra=extra, notes=notes)
     settings = {k: extra[k] for k in ("model", "backend", "task", "max_new_tokens", "limit") if k in extra}
@@ -68,6 +82,7 @@ def write_reports(
         title=title,
         settings={**settings, "decoding": "greedy", "sets": ", ".join(extra.get("test_sets", {}))},
         model_dir=extra.get("model"),
+        image_roots=image_roots,
     )
     return scores
 
@@ -119,9 +134,19 @@ def evaluate(
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     out_dir = Path(args.output_dir) if args.output_dir else default_output_dir(args.model, args.output_root)
+    # One evaluation per output folder: two would append the same items twice to one file.
+    with output_lock(out_dir, what="evaluation"):
+        return _evaluate(args, options, backend, out_dir)
+
+
+def _evaluate(
+    args: EvalArgs, options: BackendOptions, backend: Backend | None, out_dir: Path
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     test_sets: list[TestSet] = resolve_test_sets(args.sets, args.data_dir, args.data_root)
     items = {ts.name: items_from_dataset(ts.load(), args.limit) for ts in test_sets}
+    # Read once, before predicting: the rows are bound to this build of each split.
+    fingerprints = {ts.name: read_split_fingerprint(ts.data_dir, ts.split) for ts in test_sets}
     overlap = training_overlap(args.model, items)
     tasks = list(VOTE_TASKS) if args.vote else [args.task]
     if args.vote and args.task not in tasks:
@@ -150,7 +175,7 @@ def evaluate(
                 tasks,
                 out_dir,
                 progress=args.progress,
-                provenance=provenance,
+                provenance={**provenance, **dataset_provenance(ts.data_dir, ts.split, fingerprints[ts.name])},
             )
             stats = timings[ts.name]
             if stats["generated"] and stats["seconds"]:
@@ -162,6 +187,8 @@ def evaluate(
             backend.close()
 
     names = [ts.name for ts in test_sets]
+    # The report embeds images from the predictions folder (thumbnails) and the dataset folders only.
+    image_roots = [out_dir, *dict.fromkeys(ts.data_dir for ts in test_sets)]
     ids = {name: {item.id for item in items[name]} for name in names}
     extra: dict[str, Any] = {
         "model": args.model,
@@ -170,7 +197,12 @@ def evaluate(
         "max_new_tokens": options.max_new_tokens,
         "limit": args.limit,
         "test_sets": {
-            ts.name: {"data_dir": str(ts.data_dir), "split": ts.split, "n": len(items[ts.name])}
+            ts.name: {
+                "data_dir": str(ts.data_dir),
+                "split": ts.split,
+                "n": len(items[ts.name]),
+                "fingerprint": fingerprints[ts.name],
+            }
             for ts in test_sets
         },
         "predictions": {name: {t: str(predictions_path(out_dir, name, t)) for t in tasks} for name in names},
@@ -196,6 +228,7 @@ def evaluate(
             [
                 f"majority vote of the last LaTeX lines of the {', '.join(VOTE_TASKS)} answers; ties go to main"
             ],
+            image_roots,
         )
         extra["vote"] = {name: s.as_dict() for name, s in vote_scores.items()}
         for task in tasks:
@@ -212,7 +245,13 @@ def evaluate(
         ]
     rows = load_rows(out_dir, names, args.task, ids)
     scores = write_reports(
-        rows, out_dir, out_dir, f"Error report: {model_label(args.model)} ({args.task} prompt)", extra, notes
+        rows,
+        out_dir,
+        out_dir,
+        f"Error report: {model_label(args.model)} ({args.task} prompt)",
+        extra,
+        notes,
+        image_roots,
     )
     summary = {"sets": {name: s.as_dict() for name, s in scores.items()}, **extra}
     for name, s in scores.items():
@@ -233,10 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     args, options = parse_args(argv)
     try:
         evaluate(args, options)
-    except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:
-        # User mistakes (a set that was not built, a wrong model path, a bad option) say what to do
-        # in their message: print that, not a traceback.
+    except (TestSetNotFound, ModelLoadError, OutputLocked, FileNotFoundError, ValueError) as err:
+        # User mistakes (a set that was not built, a wrong model path, a bad option, a folder
+        # another evaluation is writing) say what to do in their message: print that, not a traceback.
         logger.error("%s", err)
+        return 2
+    except OSError as err:
+        if not is_storage_error(err):
+            raise
+        logger.error("%s", storage_error_line(err, args.output_dir))
         return 2
     except KeyboardInterrupt:
         logger.warning("interrupted: the predictions written so far are kept; run the same command to resume")

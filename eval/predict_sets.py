@@ -27,7 +27,9 @@ from eval.scoring.predictions import (
     PredictionWriter,
     check_provenance,
     make_row,
+    meta_path,
     read_prediction_rows,
+    stale_reason,
     write_meta,
 )
 from eval.scoring.vote import VOTE_TASK_NAME, VOTE_TASKS, vote_row
@@ -95,6 +97,32 @@ def _chunks(items: Sequence[Item], size: int) -> Iterator[list[Item]]:
         yield list(items[start : start + size])
 
 
+def discard_stale(out_dir: Path, set_name: str, metas: dict[str, dict[str, Any]]) -> str | None:
+    """When any task's rows of ``set_name`` were made from another build of the test split (or
+    other weights of the same model folder), delete that set's predictions (every task, the vote
+    and the thumbnails) so it is predicted again from scratch; returns why (None: nothing stale).
+
+    Each file is removed before its new ``.meta.json`` is written: a run killed in between leaves
+    no rows, never old rows under the new record."""
+    import shutil
+
+    reason = next(
+        filter(None, (stale_reason(predictions_path(out_dir, set_name, t), m) for t, m in metas.items())),
+        None,
+    )
+    if reason is None:
+        return None
+    logger.warning("%s: %s; predicting the set again (its old predictions are removed)", set_name, reason)
+    for task in {*metas, VOTE_TASK_NAME, *VOTE_TASKS}:
+        for path in (
+            predictions_path(out_dir, set_name, task),
+            meta_path(predictions_path(out_dir, set_name, task)),
+        ):
+            path.unlink(missing_ok=True)
+    shutil.rmtree(out_dir / IMAGES_DIR / _safe_name(set_name), ignore_errors=True)
+    return reason
+
+
 def predict_set(
     backend: Backend,
     items: Sequence[Item],
@@ -113,10 +141,12 @@ def predict_set(
     from tqdm import tqdm
 
     metas = {}
+    if provenance is not None:
+        metas = {task: {**provenance, "set": set_name, "task": task} for task in tasks}
+        discard_stale(out_dir, set_name, metas)
     for task in tasks:
         path = predictions_path(out_dir, set_name, task)
         if provenance is not None:
-            metas[task] = {**provenance, "set": set_name, "task": task}
             check_provenance(path, metas[task])
             write_meta(path, {**metas[task], "n_items": len(items), "complete": False})
     writers = {task: PredictionWriter(predictions_path(out_dir, set_name, task)) for task in tasks}

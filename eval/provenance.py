@@ -4,6 +4,8 @@
   second model never finds the first one's rows;
 * :func:`provenance_of`: the record each predictions file's ``.meta.json`` carries (model path and
   weights hash, backend, pixel bounds, max new tokens, decoding); a resume must match it;
+* :func:`dataset_provenance`: the test split's part of that record (its content fingerprint); rows of
+  another build of the split are predicted again, never resumed into;
 * :func:`training_overlap`: test items whose image the model's run folder lists among its
   training rows (``training_items.jsonl``, written by ``train.sft``).
 """
@@ -62,6 +64,17 @@ def provenance_of(model: str, backend: Backend, max_new_tokens: int | None, dtyp
         "decoding": "greedy (no sampling, repetition_penalty 1.0)",
         "dtype": getattr(options, "dtype", dtype),
     }
+
+
+def dataset_provenance(
+    data_dir: str | Path, split: str, fingerprint: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The test split's part of a predictions file's record: where it was read and its content
+    fingerprint (``data_prep.fingerprint``, from the dataset's manifest). A rerun whose split has
+    another fingerprint predicts the set again (:func:`eval.scoring.predictions.stale_reason`)."""
+    from eval.scoring.predictions import DATASET_FINGERPRINT
+
+    return {"data_dir": str(Path(data_dir).resolve()), "split": split, DATASET_FINGERPRINT: fingerprint}
 
 
 def training_overlap(model: str | ModelSource, items: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:

@@ -27,7 +27,9 @@ import logging
 import sys
 from pathlib import Path
 
+from data_prep.disk_errors import is_storage_error, storage_error_line
 from data_prep.io_utils import write_text_atomic
+from data_prep.output_lock import OutputLocked, output_lock
 from eval.report.compare_html import write_comparison_html
 from eval.report.html_report import write_html_report
 from eval.report.summary import summary_markdown, write_summary
@@ -73,10 +75,14 @@ def score_file(
         "bootstrap": {"resamples": n_resamples, "seed": seed},
     }
     write_summary(scores, out_dir, extra=extra, notes=notes, title=title)
+    # Images are read from the predictions file's folder and --images-root only (relative paths
+    # from --images-root, else from the predictions folder): never from wherever a path points.
+    predictions_dir = loaded.path.resolve().parent
     write_html_report(
         loaded.rows,
         out_dir / "report.html",
-        images_root=images_root,
+        images_root=images_root if images_root is not None else predictions_dir,
+        image_roots=[predictions_dir, *([images_root] if images_root is not None else [])],
         worst=worst,
         title=f"Errors: {loaded.path.name}",
         settings={"predictions": loaded.path, "format": loaded.format},
@@ -155,24 +161,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         first = load_predictions(args.pred, args.gt, args.set_name, args.allow_duplicates)
-        if args.pred2 is None:
-            result = score_file(first, out_dir, **options)
-            print(result.markdown)
-            print(f"wrote {out_dir}/summary.md, summary.json and report.html")
-            return 0
-        second = load_predictions(args.pred2, args.gt, args.set_name, args.allow_duplicates)
-        label_a, label_b = _labels(args.pred, args.pred2)
-        results = [
-            score_file(loaded, out_dir / label, **options)
-            for loaded, label in ((first, label_a), (second, label_b))
-        ]
-        comparison = compare_rows(
-            first.rows, second.rows, label_a, label_b, n_resamples=args.bootstrap, seed=args.seed
-        )
-        write_comparison(comparison, out_dir)
-    except (FormatError, ValueError, FileNotFoundError, ImportError) as exc:
+        second = None
+        if args.pred2 is not None:
+            second = load_predictions(args.pred2, args.gt, args.set_name, args.allow_duplicates)
+        # One writer per output folder (data_prep.output_lock): a second scoring into it is refused.
+        with output_lock(out_dir, what="scoring"):
+            return _score_and_write(args, out_dir, options, first, second)
+    except (FormatError, ValueError, FileNotFoundError, ImportError, OutputLocked) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if not is_storage_error(exc):
+            raise
+        print(f"error: {storage_error_line(exc, out_dir)}", file=sys.stderr)
+        return 2
+
+
+def _score_and_write(
+    args: argparse.Namespace, out_dir: Path, options: dict, first: Loaded, second: Loaded | None
+) -> int:
+    if second is None:
+        result = score_file(first, out_dir, **options)
+        print(result.markdown)
+        print(f"wrote {out_dir}/summary.md, summary.json and report.html")
+        return 0
+    label_a, label_b = _labels(args.pred, args.pred2)
+    results = [
+        score_file(loaded, out_dir / label, **options)
+        for loaded, label in ((first, label_a), (second, label_b))
+    ]
+    comparison = compare_rows(
+        first.rows, second.rows, label_a, label_b, n_resamples=args.bootstrap, seed=args.seed
+    )
+    write_comparison(comparison, out_dir)
     for result in results:
         print(result.markdown)
     print(comparison.to_markdown())

@@ -29,6 +29,8 @@ STAGES = ("data", "train", "predict")
 GREEDY = "greedy"
 #: Settings that decide which records land in which fold: a re-run must not change them.
 SPLIT_SETTINGS = ("data_dir", "train_split", "folds", "seed", "limit", "include_aux_tasks")
+#: The training split's content fingerprint (data_prep.fingerprint) in ``mining_config.json``.
+DATA_FINGERPRINT = "data_fingerprint"
 #: Overrides the mining command sets itself for every fold.
 RESERVED_OVERRIDES = ("--dataset_dir", "--output_dir", "--train_split", "--config")
 
@@ -101,11 +103,23 @@ def mark_done(out: Path, fold: int, stage: str, info: dict[str, Any]) -> None:
 
 def check_config(args: MiningArgs, options: BackendOptions, out: Path) -> None:
     """Record the run's settings; refuse a re-run whose fold-deciding settings differ."""
+    from data_prep.fingerprint import fingerprint_changes, read_split_fingerprint
+
     config = {**dataclasses.asdict(options), **dataclasses.asdict(args)}
     config["data_dir"] = str(Path(args.data_dir).resolve())
+    # The folds, models and predictions are of this build of the training split: a rebuilt one
+    # (other answers or images) is refused rather than mixed in.
+    config[DATA_FINGERPRINT] = read_split_fingerprint(args.data_dir, args.train_split)
     path = out / CONFIG_FILE
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
+        if DATA_FINGERPRINT in saved:
+            change = fingerprint_changes(saved[DATA_FINGERPRINT], config[DATA_FINGERPRINT])
+            if change:
+                raise MiningError(
+                    f"{out} was mined from another build of {args.data_dir} split {args.train_split!r} "
+                    f"({change}); use a new --output-dir, or delete {out} to mine the new data"
+                )
         changed = [key for key in SPLIT_SETTINGS if saved.get(key) != config[key]]
         if changed:
             detail = ", ".join(f"{key}: {saved.get(key)!r} -> {config[key]!r}" for key in changed)

@@ -26,11 +26,12 @@ recipe), ``OUT/mining_report.json`` and ``OUT/confusions.json`` (a learned
 :class:`data_prep.tasks.error_driven.confusions.ConfusionTable`).
 """
 
+import contextlib
 import dataclasses
 import logging
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,20 @@ def mine(args: MiningArgs, options: BackendOptions | None = None) -> dict[str, A
     if bad:
         raise MiningError(f"--only-folds {bad} outside 0..{args.folds - 1}")
     out = Path(args.output_dir)
-    check_config(args, options, out)
-    data = load_training_set(args, out, options.seed)
+    # One writer at a time: the run folder's shared files (settings, folds, the collected results)
+    # under its lock; each fold under its own, so machines mining other folds (--only-folds) of
+    # one shared folder go on side by side, while two runs of one fold are refused.
+    with _locked(out, "error mining"):
+        check_config(args, options, out)
+        data = load_training_set(args, out, options.seed)
     for fold in folds:
         logger.info("fold %d of %d: %d held-out records", fold, args.folds, len(data.held_out(fold)))
-        data_dir = stage_data(args, out, fold, data)
-        model_dir = stage_train(args, out, fold, data_dir)
-        stage_predict(args, options, out, fold, model_dir, data)
-    report = collect(args, out, data)
+        with _locked(fold_dir(out, fold), f"error mining (fold {fold})"):
+            data_dir = stage_data(args, out, fold, data)
+            model_dir = stage_train(args, out, fold, data_dir)
+            stage_predict(args, options, out, fold, model_dir, data)
+    with _locked(out, "error mining (collecting the folds)"):
+        report = collect(args, out, data)
     logger.info(
         "mined %d wrong predictions of %d records from %d/%d finished folds -> %s (report: %s)",
         report["mined_predictions"],
@@ -97,6 +104,18 @@ def mine(args: MiningArgs, options: BackendOptions | None = None) -> dict[str, A
         out / REPORT_FILE,
     )
     return report
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, what: str) -> Iterator[None]:
+    """``folder``'s output lock (data_prep.output_lock); held elsewhere: a one-line MiningError."""
+    from data_prep.output_lock import OutputLocked, output_lock
+
+    try:
+        with output_lock(folder, what=what):
+            yield
+    except OutputLocked as err:
+        raise MiningError(str(err)) from None
 
 
 def parse_args(argv: Sequence[str]) -> tuple[MiningArgs, BackendOptions]:
@@ -139,6 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         mine(args, options)
     except MiningError as err:
         logger.error("%s", err)
+        return 2
+    except OSError as err:
+        from data_prep.disk_errors import is_storage_error, storage_error_line
+
+        if not is_storage_error(err):
+            raise
+        logger.error("%s", storage_error_line(err, args.output_dir))
         return 2
     return 0
 

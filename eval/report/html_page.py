@@ -41,8 +41,22 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+#: A field longer than this (gt, pred) is shown cut, with a mark saying how long it was.
+MAX_FIELD_CHARS = 2000
+
+
+def cut_text(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """``text``, or its first ``limit`` characters and a visible ``… [cut, N chars]`` mark."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} … [cut, {len(text):,} chars]"
+
+
 def tex_cell(latex: str) -> str:
-    """A formula for the page's script to typeset; its tokens are the content until then."""
+    """A formula for the page's script to typeset; its tokens are the content until then. A formula
+    over :data:`MAX_FIELD_CHARS` is shown cut, as tokens only (half a formula cannot be typeset)."""
+    if len(latex) > MAX_FIELD_CHARS:
+        return f'<div class="tex-cut"><code>{esc(cut_text(latex))}</code></div>'
     return f'<div class="tex" data-tex="{esc(latex)}"><code>{esc(latex)}</code></div>'
 
 

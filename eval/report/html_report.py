@@ -13,32 +13,42 @@ A self-contained page (:mod:`eval.report.html_page`: opens from disk with no net
   length and symbol;
 * the symbol confusions and the most often missing and extra tokens.
 
-Every text that comes from a file is HTML-escaped.
+Every text that comes from a file is HTML-escaped; a field over ``MAX_FIELD_CHARS`` is cut with a
+visible mark. Images are embedded only from inside the dataset and predictions folders
+(``image_roots``): a path that leads elsewhere (absolute, or ``../`` escaping) is never opened and
+is counted as "image not embedded: outside the report's folders".
 """
 
 from __future__ import annotations
 
 import collections
-import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from data_prep.tasks.error_driven.alignment import align, token_confusions
 from data_prep.tasks.error_driven.confusions import ConfusionTable
 from eval.report import plots
-from eval.report.html_page import HtmlReport, data_uri, esc, katex_or_none, page, tex_cell, write_page
+from eval.report.html_page import (
+    MAX_FIELD_CHARS,
+    HtmlReport,
+    cut_text,
+    data_uri,
+    esc,
+    katex_or_none,
+    page,
+    tex_cell,
+    write_page,
+)
 from eval.report.katex_assets import KatexAssets
+from eval.report.report_images import OUTSIDE, image_outside, thumbnaildata_uri
 from eval.scoring.metrics import THRESHOLDS, Scores, score_items, tokens
 from eval.scoring.published import PUBLISHED, SET_SIZES, canonical_set_name
 
 logger = logging.getLogger(__name__)
 
-THUMBNAIL_SIZE = (480, 160)
 #: Files of a training run that the report links when the model folder has them.
 TRAINING_FILES = ("training_loss.png", "trainer_log.jsonl")
 SORTS = (
@@ -52,25 +62,6 @@ SORTS = (
 # --------------------------------------------------------------------------- #
 # Pieces
 # --------------------------------------------------------------------------- #
-
-
-def thumbnaildata_uri(image_path: str | None, images_root: str | Path | None) -> str | None:
-    if not image_path:
-        return None
-    path = Path(image_path)
-    if not path.is_absolute() and images_root is not None:
-        path = Path(images_root) / path
-    try:
-        with Image.open(path) as image:
-            image.load()
-            thumb = image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        logger.debug("no thumbnail for %s: %s", path, exc)
-        return None
-    thumb.thumbnail(THUMBNAIL_SIZE)
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="PNG")
-    return data_uri(buffer.getvalue())
 
 
 def highlight(gt: str, pred: str) -> tuple[str, str]:
@@ -202,14 +193,21 @@ def controls_html(rows: Sequence[Any]) -> str:
     return '<div class="controls">' + "".join(parts) + "</div>"
 
 
-def item_row(rank: int, row: Any, images_root: str | Path | None) -> str:
-    uri = thumbnaildata_uri(row.image_path, images_root)
-    image = (
-        f'<img class="thumb" src="{uri}" alt="{esc(row.id)}">'
-        if uri
-        else '<span class="muted">no image</span>'
-    )
-    gt_diff, pred_diff = highlight(row.gt, row.pred)
+def item_row(
+    rank: int, row: Any, images_root: str | Path | None, roots: Sequence[str | Path] | None = None
+) -> str:
+    uri = thumbnaildata_uri(row.image_path, images_root, roots)
+    if uri:
+        image = f'<img class="thumb" src="{uri}" alt="{esc(row.id)}">'
+    elif image_outside(row.image_path, images_root, roots):
+        image = f'<span class="muted not-embedded">{esc(OUTSIDE)}</span>'
+    else:
+        image = '<span class="muted">no image</span>'
+    if len(row.gt) > MAX_FIELD_CHARS or len(row.pred) > MAX_FIELD_CHARS:
+        # Cut, not diffed: a diff of a huge field would be the size of the field.
+        gt_diff, pred_diff = esc(cut_text(row.gt)), esc(cut_text(row.pred))
+    else:
+        gt_diff, pred_diff = highlight(row.gt, row.pred)
     error = f'<br><span class="muted">{esc(row.error)}</span>' if row.error else ""
     symbols = " ".join(sorted(set(tokens(row.gt)) | set(tokens(row.pred))))
     n_tokens = len(tokens(row.gt))
@@ -285,9 +283,12 @@ def build_html_report(
     model_dir: str | Path | None = None,
     report_dir: Path | None = None,
     katex: KatexAssets | None | bool = True,
+    image_roots: Sequence[str | Path] | None = None,
 ) -> HtmlReport:
     """The page and its plots. ``katex``: assets to embed, True to load the pinned ones (a banner
-    says so when they are missing), False for none (formulas stay tokens)."""
+    says so when they are missing), False for none (formulas stay tokens). ``image_roots``: the
+    folders images may be embedded from (the dataset and predictions folders; None: ``images_root``);
+    an image elsewhere is counted and shown as not embedded."""
     assets, banner = katex_or_none(katex)
     n = len(rows)
     wrong = [r for r in rows if r.distance]
@@ -306,10 +307,17 @@ def build_html_report(
     if heatmap is not None:
         pngs["confusion_heatmap.png"] = heatmap
 
+    outside = sum(1 for r in ranked if image_outside(r.image_path, images_root, image_roots))
+    if outside:
+        logger.warning("%d images not embedded in the report: outside the report's folders", outside)
     body = [
         f"<h1>{esc(title)}</h1>",
         _settings_html(settings),
         banner,
+        f'<p class="banner" id="not-embedded">{outside} {esc(OUTSIDE)} (their paths lead outside the '
+        "dataset and predictions folders)</p>"
+        if outside
+        else "",
         f"<p>{n} items, {n - len(wrong)} exactly right, {len(wrong)} wrong"
         + (", failed: " + esc(", ".join(f"{k}: {v}" for k, v in sorted(failed.items()))) if failed else "")
         + '. <span id="typeset-status" class="muted"></span></p>',
@@ -329,7 +337,7 @@ def build_html_report(
         controls_html(ranked),
         '<table id="items"><thead><tr><th>#</th><th>item</th><th>dist</th><th>len</th>'
         "<th>image, truth and prediction typeset, token diff</th></tr></thead><tbody>",
-        *(item_row(rank, row, images_root) for rank, row in enumerate(ranked, start=1)),
+        *(item_row(rank, row, images_root, image_roots) for rank, row in enumerate(ranked, start=1)),
         "</tbody></table>",
         f"<h2>Symbol confusions (truth &rarr; prediction), top {n_confusions}</h2>",
     ]

@@ -16,13 +16,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from data_prep.predictions import TOO_LONG, too_long
 from data_prep.readers.common import IMAGE_SUFFIXES, iter_text_lines
 from data_prep.rejects import Rejects
 from eval.scoring.predictions import (
+    DATASET_FINGERPRINT,
     ERROR_MISSING_PREDICTION,
     REQUIRED_FIELDS,
     PredictionRow,
     completeness,
+    read_meta,
     read_prediction_rows,
 )
 from eval.scoring.published import canonical_set_name
@@ -121,12 +124,20 @@ class Loaded:
     truth_file: Path | None = None
     #: Set when the file's ``.meta.json`` says its run did not finish (see eval.scoring.predictions.completeness).
     incomplete: str | None = None
+    #: The test split's content fingerprint the file's ``.meta.json`` records (eval.evaluate's files).
+    dataset_fingerprint: dict[str, Any] | None = None
 
     def notes(self) -> list[str]:
         notes = [f"WARNING: {self.incomplete}"] if self.incomplete else []
         notes.append(
             f"{self.path} read as {self.format} ({FORMATS[self.format].split(':')[0]}), {len(self.rows)} items"
         )
+        if self.dataset_fingerprint:
+            fp = self.dataset_fingerprint
+            notes.append(
+                f"predicted on the test split with content fingerprint {str(fp.get('content'))[:16]} "
+                f"({fp.get('rows')} rows)"
+            )
         if self.truth_file is not None:
             notes.append(f"truth from {self.truth_file}; it changed the truth of {self.gt_replaced} items")
         missing = sum(1 for r in self.rows if r.error == ERROR_MISSING_PREDICTION)
@@ -156,6 +167,7 @@ class Loaded:
             "truth_file": str(self.truth_file) if self.truth_file else None,
             "gt_replaced": self.gt_replaced,
             "incomplete": self.incomplete,
+            "dataset_fingerprint": self.dataset_fingerprint,
             "rejects": self.rejects.to_dict(),
             "distance_disagreements": {
                 "count": len(self.distance_disagreements),
@@ -175,6 +187,10 @@ def _load_unimumer(
     for index, item in enumerate(json.loads(_read_text(path))):
         if not isinstance(item, dict) or _as_str(item.get("gt")) is None or _as_str(item.get("pred")) is None:
             rejects.add(SOURCE, "bad_item", path, index, f"item {index}: needs string 'gt' and 'pred'")
+            continue
+        oversized = too_long(gt=item["gt"], pred=item["pred"])
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, index, f"item {index}: {oversized}")
             continue
         image_path = _as_str(item.get("image_path"))
         name = _as_str(item.get("img_id")) or (Path(image_path).name if image_path else f"#{index}")
@@ -197,6 +213,10 @@ def _load_tamer(
         if not isinstance(item, dict) or _as_str(item.get("gt")) is None or _as_str(item.get("pred")) is None:
             rejects.add(SOURCE, "bad_item", path, index, f"{name}: needs string 'gt' and 'pred'")
             continue
+        oversized = too_long(gt=item["gt"], pred=item["pred"])
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, index, f"{name}: {oversized}")
+            continue
         row = PredictionRow(id=item_id(name), set=set_name, gt=item["gt"], pred=item["pred"])
         stored = item.get("dist")
         if isinstance(stored, int) and stored != row.distance:
@@ -213,6 +233,10 @@ def _read_tab_file(path: Path, rejects: Rejects, what: str) -> list[tuple[int, s
         name, tab, text = line.partition("\t")
         if not tab and len(line.split()) > 1:
             rejects.add(SOURCE, "no_tab", path, line_no, f"{what} line has no TAB: {line[:80]!r}")
+            continue
+        oversized = too_long(**{what: text})
+        if oversized:
+            rejects.add(SOURCE, TOO_LONG, path, line_no, f"{item_id(name)}: {oversized}")
             continue
         entries.append((line_no, item_id(name), " ".join(text.split())))
     return entries
@@ -320,9 +344,11 @@ def load_predictions(
     default_set = canonical_set_name(set_name or path.stem)
     lines: dict[str, int] | None = None
     incomplete = None
+    fingerprint = None
     if fmt == "jsonl":
         rows = read_prediction_rows(path, rejects)
         incomplete = completeness(path, len(rows))
+        fingerprint = (read_meta(path) or {}).get(DATASET_FINGERPRINT)
         if incomplete:
             logger.warning("%s", incomplete)
         disagreements = [
@@ -355,6 +381,7 @@ def load_predictions(
         rejects=rejects,
         distance_disagreements=disagreements,
         incomplete=incomplete,
+        dataset_fingerprint=fingerprint if isinstance(fingerprint, dict) else None,
     )
     if gt_path is not None:
         sets = {r.set for r in rows}

@@ -123,6 +123,8 @@ PROVENANCE_KEYS = (
     "decoding",
     "dtype",
 )
+#: The content fingerprint of the test split the rows were made from (data_prep.fingerprint).
+DATASET_FINGERPRINT = "dataset_fingerprint"
 
 
 class PredictionsMismatch(ValueError):
@@ -153,7 +155,7 @@ def write_meta(predictions: str | Path, meta: dict[str, Any]) -> None:
 def check_provenance(predictions: str | Path, meta: dict[str, Any]) -> None:
     """Refuse to add this run's rows to a file another model or other settings started."""
     predictions = Path(predictions)
-    if not predictions.is_file() or not predictions.read_bytes().strip():
+    if not _has_rows(predictions):
         return
     old = read_meta(predictions)
     if old is None:
@@ -171,6 +173,39 @@ def check_provenance(predictions: str | Path, meta: dict[str, Any]) -> None:
             f"{predictions} was made with other settings: {', '.join(diffs)}; choose another "
             "--output-dir (the default is one folder per model) or delete the file to start it again"
         )
+
+
+def _has_rows(predictions: Path) -> bool:
+    return predictions.is_file() and bool(predictions.read_bytes().strip())
+
+
+def stale_reason(predictions: str | Path, meta: dict[str, Any]) -> str | None:
+    """Why the rows already in ``predictions`` no longer answer this run (None: they do, or there
+    are none): the test split was rebuilt with other content (its fingerprint changed), or the same
+    model folder now holds other weights. Such rows are predicted again, never resumed into."""
+    from data_prep.fingerprint import fingerprint_changes
+
+    predictions = Path(predictions)
+    if not _has_rows(predictions):
+        return None
+    old = read_meta(predictions)
+    if old is None:
+        return None  # check_provenance refuses a file nothing describes
+    if DATASET_FINGERPRINT in meta:
+        if DATASET_FINGERPRINT not in old and meta[DATASET_FINGERPRINT] is not None:
+            return (
+                "these rows record no test-split fingerprint (they were made before predictions "
+                "recorded one), so they may be of another build of the set"
+            )
+        change = fingerprint_changes(old.get(DATASET_FINGERPRINT), meta[DATASET_FINGERPRINT])
+        if change:
+            return f"the test split changed since these rows were predicted: {change}"
+    if old.get("model") == meta.get("model") and old.get("model_sha256") != meta.get("model_sha256"):
+        return (
+            f"the weights of {meta.get('model')} changed since these rows were predicted (sha256 "
+            f"{str(old.get('model_sha256'))[:12]} -> {str(meta.get('model_sha256'))[:12]})"
+        )
+    return None
 
 
 def completeness(predictions: str | Path, n_rows: int | None = None) -> str | None:

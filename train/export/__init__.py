@@ -25,8 +25,10 @@ from ``--config export.yaml`` (keys named as the flags).
 
 The package: ``registry.py`` lists the formats (one module each: ``merged.py``, ``bnb_4bit.py``,
 ``w4a16.py``, ``gguf.py``), ``common.py`` resolves and checks the input once,
-``card.py`` writes the model card, ``sizes.py`` estimates sizes, ``options.py`` declares the
-options and ``cli.py`` parses them.
+``card.py`` writes the model card, ``provenance.py`` guards the output folder (never an input,
+``--overwrite`` only over an earlier export, one export at a time) and writes
+``export_provenance.json`` (weights hashes, training data fingerprints), ``sizes.py`` estimates
+sizes, ``options.py`` declares the options and ``cli.py`` parses them.
 """
 
 from train.architectures import count_parameters

@@ -9,9 +9,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-from data_prep.io_utils import atomic_directory
 from train.export.card import CardOptions, usage, write_card
 from train.export.common import check_input, check_resolved, load_merged, processor_for, weights_size
+from train.export.provenance import export_directory
 from train.modeling import ModelSource
 
 logger = logging.getLogger("train.export")
@@ -44,7 +44,7 @@ def export_bnb_4bit(
     else:
         source = check_input(source_dir, "bnb-4bit", accepts_model_folder=True)
     output_dir = Path(output_dir)
-    with atomic_directory(output_dir, overwrite) as staging:
+    with export_directory(output_dir, source, "bnb-4bit", overwrite) as staging:
         with contextlib.ExitStack() as stack:
             merged = source
             if source.adapter:

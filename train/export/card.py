@@ -110,6 +110,14 @@ def write_card(
             usage=usage,
         ),
     )
+    from train.export.provenance import provenance_markdown, read_export_provenance
+
+    section = provenance_markdown(read_export_provenance(staging))
+    if section:
+        readme = staging / "README.md"
+        readme.write_text(
+            readme.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + section, encoding="utf-8"
+        )
 
 
 def usage(output_dir: Path, staging: Path, vllm: bool, note: str = "") -> str:

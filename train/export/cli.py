@@ -70,6 +70,8 @@ def _load_config(path: str) -> dict:
         raise ExportError(f"config {file} not found")
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ExportError(f"config {file} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ExportError(f"config {file} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -108,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (ExportError, FileNotFoundError, ValueError) as err:
         print(f"export failed: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        from data_prep.disk_errors import is_storage_error, storage_error_line
+
+        if not is_storage_error(err):
+            raise
+        print(f"export failed: {storage_error_line(err)}", file=sys.stderr)
         return 2
     return 0
 

@@ -209,8 +209,11 @@ def convert(
     outtype: str = "f16",
     cache: str | Path | None = None,
     overwrite: bool = False,
+    provenance_source=None,
 ) -> dict[str, Path]:
-    """``{"model": ..., "mmproj": ...}``: the language model in ``outtype`` and the f16 mmproj."""
+    """``{"model": ..., "mmproj": ...}``: the language model in ``outtype`` and the f16 mmproj.
+    ``provenance_source``: the ``ModelSource`` to record in ``export_provenance.json`` (default:
+    ``model_dir`` itself; an adapter merged first records the adapter)."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if not (model_dir / "config.json").is_file():
         raise GGUFError(f"{model_dir} is not a model folder (no config.json): give a merged export")
@@ -227,11 +230,26 @@ def convert(
     llama_dir = converter_dir(cache)
     if not (llama_dir / "convert_hf_to_gguf.py").is_file():
         raise GGUFError(f"llama.cpp's converter is not in {llama_dir}: run `make fetch-llama-cpp` first")
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir} is not empty")
+    from data_prep.output_lock import OutputLocked, output_lock
+    from train.export.provenance import check_output_dir
+    from train.modeling import ModelSource
+
+    source = provenance_source or ModelSource(base=str(model_dir))
+    check_output_dir(output_dir, source, overwrite)  # an input or a folder not an export: refused
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with output_lock(output_dir, what="export"):
+            return _convert_locked(llama_dir, model_dir, output_dir, outtype, quantize, source)
+    except OutputLocked as err:
+        raise GGUFError(str(err)) from None
+
+
+def _convert_locked(llama_dir: Path, model_dir: Path, output_dir: Path, outtype: str, quantize, source):
+    from train.export.provenance import write_export_provenance
+
     with tempfile.TemporaryDirectory(dir=output_dir.parent, prefix=f".{output_dir.name}.") as tmp:
         staging = Path(tmp)
+        write_export_provenance(staging, source, "gguf")
         first_type = "f16" if quantize else outtype
         model_file = staging / f"model-{first_type}.gguf"
         _convert_one(llama_dir, model_dir, model_file, first_type, mmproj=False)
@@ -266,11 +284,15 @@ def export_gguf(
         convert(source, output_dir, outtype, overwrite=overwrite)
         return Path(output_dir)
     from train.export import export_merged
+    from train.export.common import check_input
+    from train.export.provenance import check_output_dir
 
+    model_source = check_input(source, "gguf", accepts_model_folder=True)
+    check_output_dir(output_dir, model_source, overwrite)  # before minutes of merging
     Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(output_dir).parent, prefix=".merged-for-gguf.") as tmp:
         merged = export_merged(source, Path(tmp) / "merged", dtype=dtype)
-        convert(merged, output_dir, outtype, overwrite=overwrite)
+        convert(merged, output_dir, outtype, overwrite=overwrite, provenance_source=model_source)
     return Path(output_dir)
 
 
@@ -348,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.model_dir, args.output_dir, args.outtype, args.cache, args.overwrite
             ).items():
                 print(f"{kind}: {path}")
-    except (GGUFError, FileExistsError, subprocess.CalledProcessError) as err:
+    except (GGUFError, FileExistsError, subprocess.CalledProcessError, RuntimeError) as err:
         print(f"gguf export failed: {err}", file=sys.stderr)
         return 2
     return 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from data_prep.io_utils import atomic_directory
 from train.export.card import CardOptions, usage, write_card
 from train.export.common import check_input, check_resolved, load_merged, processor_for, weights_size
+from train.export.provenance import export_directory
 from train.modeling import ModelSource
 
 logger = logging.getLogger("train.export")
@@ -30,7 +30,7 @@ def export_merged(
     else:
         source = check_input(adapter, "merged", accepts_model_folder=False)
     output_dir = Path(output_dir)
-    with atomic_directory(output_dir, overwrite) as staging:
+    with export_directory(output_dir, source, "merged", overwrite) as staging:
         model = load_merged(source, dtype)
         logger.info("saving the merged model (%s) ...", dtype)
         model.save_pretrained(staging, safe_serialization=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.contract import DEFAULT_BOUNDS, MAIN_PROMPT, ImageBounds
-from data_prep.io_utils import atomic_directory
 from train.export.card import CardOptions, usage, write_card
 from train.export.common import (
     ExportError,
@@ -22,6 +21,7 @@ from train.export.common import (
     processor_for,
     weights_size,
 )
+from train.export.provenance import export_directory
 from train.modeling import ModelSource
 
 logger = logging.getLogger("train.export")
@@ -189,7 +189,7 @@ def export_w4a16(
         seed=seed,
     )
     output_dir = Path(output_dir)
-    with atomic_directory(output_dir, overwrite) as staging:
+    with export_directory(output_dir, source, "w4a16", overwrite) as staging:
         import torch
 
         processor = processor_for(source)
