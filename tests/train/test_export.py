@@ -227,7 +227,7 @@ def test_w4a16_export_with_llmcompressor(adapter_dir, tmp_path):
 
 
 def test_gguf_without_the_converter_says_how_to_fetch_it(adapter_dir, tmp_path, capsys, monkeypatch):
-    # The real conversion is tests/test_export_gguf.py; here: a one-line error, nothing written.
+    # The real conversion is tests/train/test_export_gguf.py; here: a one-line error, nothing written.
     monkeypatch.setenv("HMER_LLAMA_CPP_DIR", str(tmp_path / "no-cache"))
     args = ["--adapter", str(adapter_dir), "--format", "gguf", "--output-dir", str(tmp_path / "g")]
     assert export.main(args) == 2

@@ -4,7 +4,7 @@ ends with the same weights, bit for bit, as a run that was never interrupted.
 Each training run is a subprocess (the kill must be a real SIGKILL of a real process). A test-only
 callback makes the run stop and wait at a chosen point (after a step, or inside a checkpoint save
 before its completeness marker), the test kills it there, then reruns the same command. DeepSpeed
-runs stub out its shared-memory op build (see tests/test_train_deepspeed.py).
+runs stub out its shared-memory op build (see tests/train/test_train_deepspeed.py).
 """
 
 from __future__ import annotations
