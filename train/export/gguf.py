@@ -265,7 +265,7 @@ def export_gguf(
     if (source / "config.json").is_file():
         convert(source, output_dir, outtype, overwrite=overwrite)
         return Path(output_dir)
-    from train.export import export_merged
+    from train.export.merged import export_merged
 
     Path(output_dir).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(output_dir).parent, prefix=".merged-for-gguf.") as tmp:
