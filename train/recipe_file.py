@@ -52,4 +52,10 @@ def read_recipe_mapping(path: str | Path, what: str = "recipe") -> dict[str, Any
     return data
 
 
-__all__ = ["RecipeFileError", "read_recipe_mapping"]
+def read_options_file(path: str | Path) -> dict[str, Any]:
+    """A ``--config FILE.yaml`` of command-line options (evaluation, mining, export, ...) as a mapping
+    of option names, dashes read as underscores (``batch-size`` is ``batch_size``)."""
+    return {str(key).replace("-", "_"): value for key, value in read_recipe_mapping(path, "config").items()}
+
+
+__all__ = ["RecipeFileError", "read_options_file", "read_recipe_mapping"]

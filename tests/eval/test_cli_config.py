@@ -53,12 +53,12 @@ def test_mining_reads_the_config_and_flags_override_it(tmp_path):
 
 
 def test_predict_reads_the_config_and_flags_override_it(tmp_path):
-    config = _config(tmp_path, model="exports/merged", task="counting", invert="no", max_new_tokens=64)
-    args, options = predict.parse_args(["--config", config, "a.png", "--invert", "yes", "b/"])
+    config = _config(tmp_path, model="exports/merged", task="counting", invert="false", max_new_tokens=64)
+    args, options = predict.parse_args(["--config", config, "a.png", "--invert", "true", "b/"])
     assert (args.model, args.task, args.invert, args.inputs) == (
         "exports/merged",
         "counting",
-        "yes",
+        "true",
         ["a.png", "b/"],
     )
     assert options.max_new_tokens == 64
@@ -106,3 +106,21 @@ def test_a_config_with_an_unknown_key_or_no_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         predict.parse_args(["--config", str(tmp_path / "missing.yaml"), "a.png"])
     assert "missing.yaml not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [("- model: m\n", "must be a YAML mapping of keys to values"), ("model: [m\n", "is not valid YAML")],
+)
+def test_evaluation_and_export_read_a_bad_config_file_alike(tmp_path, capsys, text, reason):
+    """One reader of ``--config`` files (``train.recipe_file``) behind evaluation and export."""
+    from train.export import ExportError, parse_options
+
+    path = tmp_path / "options.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--config", str(path)])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"config {path} {reason}" in line
+    with pytest.raises(ExportError, match=f"config .* {reason}"):
+        parse_options(["--config", str(path)])

@@ -37,6 +37,7 @@ from train.export.common import ExportError
 from train.export.options import ExportOptions
 from train.export.registry import check_source, get_format
 from train.export.sizes import format_size_table
+from train.recipe_file import RecipeFileError, read_options_file
 
 logger = logging.getLogger("train.export")
 
@@ -74,7 +75,10 @@ def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
         i = args.index("--config")
         if i + 1 >= len(args):
             raise ExportError("--config needs a YAML file")
-        config = _load_config(args[i + 1])
+        try:
+            config = read_options_file(args[i + 1])
+        except RecipeFileError as err:
+            raise ExportError(str(err)) from None
         del args[i : i + 2]
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(config) - known)
@@ -83,21 +87,6 @@ def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
         parser.set_defaults(**config)
     (options,) = parser.parse_args_into_dataclasses(args=args)
     return options
-
-
-def _load_config(path: str) -> dict:
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
-        raise ExportError(f"config {file} not found")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ExportError(f"config {file} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ExportError(f"config {file} must be a YAML mapping of option names to values")
-    return {key.replace("-", "_"): value for key, value in data.items()}
 
 
 def run(options: ExportOptions) -> Path | None:
