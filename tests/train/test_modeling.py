@@ -120,7 +120,7 @@ def test_one_trip_resolves_the_model_source_once(tmp_path, tiny_model_dir, monke
     from peft import LoraConfig, get_peft_model
 
     import train.export.common
-    import train.modeling
+    import train.model_source
     from eval.backends import get_backend
     from train.export import main as export_main
     from train.modeling import load_model, save_processor
@@ -133,13 +133,13 @@ def test_one_trip_resolves_the_model_source_once(tmp_path, tiny_model_dir, monke
     save_processor(load_processor(str(tiny_model_dir)), adapter)
 
     calls = []
-    real = train.modeling.resolve_source
+    real = train.model_source.resolve_source
 
     def counting(name):
         calls.append(name)
         return real(name)
 
-    monkeypatch.setattr(train.modeling, "resolve_source", counting)
+    monkeypatch.setattr(train.model_source, "resolve_source", counting)
     monkeypatch.setattr(train.export.common, "resolve_source", counting)
     backend = get_backend("hf", str(adapter), dtype="float32")
     assert calls == [str(adapter)]
