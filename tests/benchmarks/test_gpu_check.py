@@ -61,6 +61,7 @@ def test_a_size_below_one_is_refused_in_one_line(capsys):
     assert "every size must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the whole script in a subprocess
 def test_gpu_check_smoke_runs_with_the_lent_machines_packages(tmp_path):
     """The whole script on the tiny model, with the sizes asked for (not the defaults)."""
     out = tmp_path / "gpu_check.json"

@@ -164,6 +164,7 @@ SERVE_ECHO = (
 )
 
 
+@pytest.mark.slow  # a gradio server in a subprocess
 def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(app_python, tmp_path):
     image, sketch = tmp_path / "formula.png", tmp_path / "sketch.png"
     _formula().save(image)
@@ -181,6 +182,8 @@ def test_app_answers_a_request_with_the_typeset_latex_and_the_counts(app_python,
     assert read_drawn == ["$$\nx ^ { 2 }\n$$", "x ^ { 2 }", "x\n\t2 (sup)"]
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_app_command_starts_with_the_tiny_model_and_answers(app_python, tiny_model_dir, tmp_path):
     image = tmp_path / "formula.png"
     _formula().save(image)
@@ -226,6 +229,8 @@ class SavingEchoBackend(EchoBackend):
 SERVE_SAVING_ECHO = SERVE_ECHO.replace("EchoBackend", "SavingEchoBackend")
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_sketchpad_opens_with_a_thin_brush_that_draws(app_python, tmp_path, monkeypatch):
     """Drawing right after the page opens makes strokes (no click on *Brush* first), pen-thin."""
     require(find_chromium() is not None, "chromium is not installed (Debian: apt-get install -y chromium)")

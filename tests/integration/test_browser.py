@@ -21,6 +21,7 @@ from scripts.headless import HeadlessChromium, find_chromium
 from tests.browser_support import require
 
 SET = "crohme2014_sample"
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ def test_control_split_shows_every_item_another_items_image(tmp_path):
     assert all(by_image[c["image"]["bytes"]] != c["answer"] for c in control)  # another formula's image
 
 
+@pytest.mark.slow  # the proof of learning: 1,200 training steps
 @pytest.mark.timeout(400)
 def test_the_tiny_model_reads_new_formulas_and_fails_without_their_image(tmp_path):
     """The proof of learning, cut for CI: trained through train.sft, scored through eval.evaluate.

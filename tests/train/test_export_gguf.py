@@ -15,10 +15,14 @@ from train import export
 from train.export.gguf import MAX_PIXELS_KEY, MIN_PIXELS_KEY, GGUFError, convert, converter_dir, read_bounds
 
 CONVERTER = converter_dir()
-pytestmark = pytest.mark.skipif(
-    not (CONVERTER / "convert_hf_to_gguf.py").is_file(),
-    reason=f"llama.cpp's converter is not in {CONVERTER}: run `make fetch-llama-cpp`",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.gguf,
+    pytest.mark.skipif(
+        not (CONVERTER / "convert_hf_to_gguf.py").is_file(),
+        reason=f"llama.cpp's converter is not in {CONVERTER}: run `make fetch-llama-cpp`",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

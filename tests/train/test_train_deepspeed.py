@@ -55,6 +55,8 @@ def run_sft(args: list[str], tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+@pytest.mark.slow
+@pytest.mark.deepspeed
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
     ds_file = tmp_path / f"zero{stage}.json"
@@ -104,6 +106,7 @@ def test_deepspeed_zero_trains_reloads_and_resumes(stage, tmp_path, sample_datas
 
 
 @pytest.mark.slow
+@pytest.mark.deepspeed
 @pytest.mark.parametrize("stage", [2, 3])
 def test_deepspeed_resume_at_max_steps(stage, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
     """max_steps 5 with 2 steps an epoch, killed after checkpoint-5 and before the final save: the

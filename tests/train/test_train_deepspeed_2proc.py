@@ -34,7 +34,7 @@ from tests.train.test_train_resume import DRIVER, check_resumed_run
 from train.launch import cpu_command
 
 pytest.importorskip("deepspeed")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.deepspeed]
 
 ACCELERATE_CONFIGS = REPO / "recipes" / "accelerate_configs"
 STEPS, SAVE_STEPS, KILL_AT = 4, 2, "step:3"

@@ -156,6 +156,7 @@ def check_resumed_run(straight: Path, interrupted: Path, stop_at: str, save_step
     assert [e["step"] for e in log if "loss" in e] == list(range(1, summary["global_step"] + 1))
 
 
+@pytest.mark.slow  # a training subprocess killed and rerun, per method
 @pytest.mark.parametrize("method", list(METHODS))
 def test_sigkill_then_rerun_is_bit_identical(method, tmp_path, sample_dataset_dir, tiny_model_dir):  # noqa: F811
     """The uninterrupted run and the rerun run in this process (the test session runs torch on one
