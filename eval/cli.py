@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from train.recipe_file import read_options_file
+from data_prep.recipe_file import read_options_file
 
 
 def parse_command_line(

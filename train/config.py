@@ -189,7 +189,7 @@ NO_GPU_MESSAGE = (
 
 def load_recipe_file(path: str | Path) -> dict:
     """A recipe file as a mapping, without the ``run_info`` record a run folder's copy carries."""
-    from train.recipe_file import RecipeFileError, read_recipe_mapping
+    from data_prep.recipe_file import RecipeFileError, read_recipe_mapping
     from train.run_folder import INPUTS_KEY, RUN_INFO_KEY
 
     try:

@@ -113,7 +113,7 @@ def test_a_config_with_an_unknown_key_or_no_file_is_refused(tmp_path, capsys):
     [("- model: m\n", "must be a YAML mapping of keys to values"), ("model: [m\n", "is not valid YAML")],
 )
 def test_evaluation_and_export_read_a_bad_config_file_alike(tmp_path, capsys, text, reason):
-    """One reader of ``--config`` files (``train.recipe_file``) behind evaluation and export."""
+    """One reader of ``--config`` files (``data_prep.recipe_file``) behind evaluation and export."""
     from train.export import ExportError, parse_options
 
     path = tmp_path / "options.yaml"

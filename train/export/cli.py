@@ -33,11 +33,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data_prep.recipe_file import RecipeFileError, read_options_file
 from train.export.common import ExportError
 from train.export.options import ExportOptions
 from train.export.registry import check_source, get_format
 from train.export.sizes import format_size_table
-from train.recipe_file import RecipeFileError, read_options_file
 
 logger = logging.getLogger("train.export")
 
