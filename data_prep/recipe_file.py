@@ -1,4 +1,6 @@
-"""Reading a training recipe file into a mapping, every fault one line.
+"""Reading a YAML file of settings into a mapping, every fault one line: data recipes
+(``data_prep.build.recipe``), training recipes (``train.config``) and the ``--config`` files of the
+evaluation and export commands.
 
 Light on purpose (only ``yaml``): ``train.engines.preload`` and ``train.launch`` read the recipe
 before transformers may be imported. A recipe that is not UTF-8, not valid YAML, or not a mapping
@@ -46,7 +48,7 @@ def read_recipe_mapping(path: str | Path, what: str = "recipe") -> dict[str, Any
         return {}
     if not isinstance(data, dict):
         raise RecipeFileError(
-            f"{what} {path} must be a YAML mapping of keys to values (`learning_rate: 1.0e-5`), "
+            f"{what} {path} must be a YAML mapping of keys to values (`key: value`), "
             f"not a {type(data).__name__}"
         )
     return data

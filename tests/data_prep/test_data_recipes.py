@@ -104,3 +104,24 @@ def test_content_hash_records_the_task_format(monkeypatch):
     before = parse_recipe(MINIMAL).content_hash()
     monkeypatch.setattr(recipe_module, "TASK_FORMAT_VERSION", recipe_module.TASK_FORMAT_VERSION + 1)
     assert parse_recipe(MINIMAL).content_hash() != before  # a build of another answer format is rebuilt
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "not found"),
+        ("output_dir: [out\n", "is not valid YAML: expected ',' or ']'"),
+        ("- output_dir: out\n", "must be a YAML mapping of keys to values"),
+        (b"output_dir: \xff\n", "is not UTF-8 text"),
+    ],
+)
+def test_unreadable_recipe_file_is_one_line_naming_it(tmp_path, text, message):
+    """Data recipes are read like training recipes and --config files (data_prep.recipe_file)."""
+    path = tmp_path / "recipe.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError, match=f"data recipe {path} {message}") as err:
+        load_recipe(path)
+    assert "\n" not in str(err.value)
