@@ -11,7 +11,7 @@ from pathlib import Path
 
 from data_prep.io_utils import atomic_directory
 from train.export.card import CardOptions, usage, write_card
-from train.export.common import check_input, check_resolved, load_merged, processor_for, weights_size
+from train.export.common import check_input, load_merged, processor_for, weights_size
 from train.modeling import ModelSource
 
 logger = logging.getLogger("train.export")
@@ -38,11 +38,7 @@ def export_bnb_4bit(
     """
     from train.modeling import load_model, save_processor
 
-    if isinstance(source_dir, ModelSource):
-        check_resolved(source_dir, "bnb-4bit", accepts_model_folder=True)
-        source = source_dir
-    else:
-        source = check_input(source_dir, "bnb-4bit", accepts_model_folder=True)
+    source = check_input(source_dir, "bnb-4bit", accepts_model_folder=True)
     output_dir = Path(output_dir)
     with atomic_directory(output_dir, overwrite) as staging:
         with contextlib.ExitStack() as stack:
