@@ -30,7 +30,7 @@ check-3b: THREADS = 2
 export OMP_NUM_THREADS = $(THREADS)
 export MKL_NUM_THREADS = $(THREADS)
 
-.PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test quality demo \
+.PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test test-slow quality demo \
         tiny-model data finetune eval eval-crohme eval-hme100k mine-errors score export predict bench \
         bench-data bench-train bench-eval clean clean-models install-app app katex-optional
 
@@ -87,8 +87,15 @@ check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Lin
 install-trackers: $(STAMP)  ## Add the optional report_to trackers (wandb, trackio)
 	$(PIP) install $(PIP_FLAGS) -r requirements/trackers.txt
 
-test: $(STAMP) $(KATEX)  ## Run the test suite
-	$(PY) -m pytest -q $(ARGS)
+# Two tiers (markers in pyproject.toml): the fast one is every unit and integration test on tiny
+# inputs (a few minutes); the slow one is the proof-of-learning run, the kill-resume subprocess
+# runs, the browser, vLLM, DeepSpeed and GGUF tests. CI (.ci/run) runs both.
+test: $(STAMP) $(KATEX)  ## Run the fast test tier (-m "not slow")
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP) $(KATEX)  ## Run the slow test tier (-m slow): proof of learning, kill-resume, browser, vLLM, DeepSpeed, GGUF
+	$(MAKE) --no-print-directory fetch-llama-cpp
+	$(PY) -m pytest -q -m slow $(ARGS)
 
 quality: $(STAMP)  ## Lint and format check
 	$(PY) -m ruff check .

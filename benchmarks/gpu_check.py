@@ -44,6 +44,7 @@ import torch
 
 from benchmarks.bench_train import H200_PEAK_BF16, run_method, tiny_config
 from data_prep.io_utils import write_text_atomic
+from train.run_folder import package_versions
 
 logger = logging.getLogger("gpu_check")
 REPO = Path(__file__).resolve().parent.parent
@@ -68,12 +69,7 @@ def default_output() -> Path:
 
 
 def environment() -> dict:
-    versions = {}
-    for name in VERSIONS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+    versions = package_versions(VERSIONS)
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)

@@ -15,28 +15,9 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-
-def read_config(path: str | Path) -> dict[str, Any]:
-    """A ``--config`` file as a mapping of option names to values."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ValueError(f"config {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"config {path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"config {path} must be a YAML mapping of option names to values")
-    return {str(key).replace("-", "_"): value for key, value in data.items()}
+from data_prep.recipe_file import read_options_file
 
 
 def parse_command_line(
@@ -68,7 +49,7 @@ def parse_command_line(
     if "--config" in args or any(a.startswith("--config=") for a in args):
         config_args, args = _take_config(args, parser)
         try:
-            settings.update(read_config(config_args))
+            settings.update(read_options_file(config_args))
         except ValueError as err:
             parser.error(str(err))
     known = {action.dest for action in parser._actions}

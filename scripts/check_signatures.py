@@ -15,7 +15,7 @@ What is checked is recorded in ``tests/fixtures/pinned_signatures.json``: one en
 * ``text``: the file contains each string of ``contains`` (keys read from ``**kwargs``).
 
 Read from the wheel's source with :mod:`ast` (nothing imported, so it runs on any machine);
-``tests/test_pinned_signatures.py`` checks the same entries with :mod:`inspect` where a pinned
+``tests/scripts/test_pinned_signatures.py`` checks the same entries with :mod:`inspect` where a pinned
 package is installed. Standard library only.
 """
 

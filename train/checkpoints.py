@@ -98,7 +98,7 @@ def finish_without_steps_past_max(trainer) -> None:
     ``max_steps + 1``. (With whole epochs the epoch loop is already past its end and nothing runs.)
     Here such a resume starts past the last epoch, so the Trainer goes straight to the end of
     training with the checkpoint's weights and state. Wraps the Trainer's private
-    ``_init_training_state`` (tests/test_train_resume.py checks its signature).
+    ``_init_training_state`` (tests/train/test_train_resume.py checks its signature).
     """
     original = trainer._init_training_state
 

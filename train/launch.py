@@ -39,7 +39,7 @@ def recipe_accelerate_config(recipe: str | Path, sft_args: Sequence[str]) -> str
     if "--accelerate_config" in args:
         value = args[args.index("--accelerate_config") + 1]
         return None if value.lower() in ("", "none", "null") else value
-    from train.recipe_file import read_recipe_mapping
+    from data_prep.recipe_file import read_recipe_mapping
 
     return read_recipe_mapping(recipe).get("accelerate_config")
 

@@ -145,7 +145,7 @@ def run_info() -> dict[str, Any]:
 
 
 def read_recipe_file(path: Path) -> dict[str, Any]:
-    from train.recipe_file import RecipeFileError, read_recipe_mapping
+    from data_prep.recipe_file import RecipeFileError, read_recipe_mapping
 
     try:
         data = read_recipe_mapping(path, what="the run folder's recipe")
@@ -158,7 +158,7 @@ def read_recipe_file(path: Path) -> dict[str, Any]:
 
 def read_recorded_inputs(output_dir: str | Path) -> dict[str, Any] | None:
     """The ``inputs`` record of a run folder's ``recipe.yaml`` (None when it has none)."""
-    from train.recipe_file import RecipeFileError, read_recipe_mapping
+    from data_prep.recipe_file import RecipeFileError, read_recipe_mapping
 
     try:
         inputs = read_recipe_mapping(Path(output_dir) / RECIPE_FILE).get(INPUTS_KEY)

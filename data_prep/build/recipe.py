@@ -32,8 +32,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from data_prep.build.recipe_fields import (
     RecipeError,
     as_fraction,
@@ -48,6 +46,7 @@ from data_prep.contract import (
     TASK_FORMAT_VERSION,
     TASK_MAIN,
 )
+from data_prep.recipe_file import RecipeFileError, read_recipe_mapping
 from data_prep.tasks.registry import derived_tasks, error_tasks, get_task
 
 #: What to do with a training record that matches a test set.
@@ -302,9 +301,7 @@ def parse_recipe(data: Any, where: str = "recipe") -> DataRecipe:
     )
     for key in ("image", "formula", "rendered_formula"):
         if contamination.get(key, "exclude") not in CONTAMINATION_ACTIONS:
-            raise fail(
-                f"{where}: contamination.{key}", f"expected one of {', '.join(CONTAMINATION_ACTIONS)}"
-            )
+            raise fail(f"{where}: contamination.{key}", f"expected one of {', '.join(CONTAMINATION_ACTIONS)}")
     max_reject = top.get("max_reject_fraction")
     sharegpt = top.get("sharegpt", False)
     if not isinstance(sharegpt, bool):
@@ -355,14 +352,11 @@ def check_paths(recipe: DataRecipe) -> None:
 def load_recipe(path: str | Path, *, require_paths: bool = False, **overrides: Any) -> DataRecipe:
     """Read and validate a recipe YAML; ``overrides`` replace top-level keys (``None`` ignored)."""
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"data recipe not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
-    if isinstance(data, dict):
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        data = read_recipe_mapping(path, what="data recipe")
+    except RecipeFileError as err:
+        raise RecipeError(str(err)) from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
     recipe = parse_recipe(data, str(path))
     if require_paths:
         check_paths(recipe)

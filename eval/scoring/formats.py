@@ -197,10 +197,7 @@ def _load_unimumer(
         row = PredictionRow(
             id=item_id(name), set=set_name, gt=item["gt"], pred=item["pred"], image_path=image_path
         )
-        # Some of their files also record the distance.
-        stored = item.get("distance")
-        if isinstance(stored, int) and stored != row.distance:
-            disagreements.append({"id": row.id, "stored": stored, "ours": row.distance})
+        _note_stored_distance(row, item.get("distance"), disagreements)
         rows.append(row)
     return rows, disagreements
 
@@ -218,11 +215,15 @@ def _load_tamer(
             rejects.add(SOURCE, TOO_LONG, path, index, f"{name}: {oversized}")
             continue
         row = PredictionRow(id=item_id(name), set=set_name, gt=item["gt"], pred=item["pred"])
-        stored = item.get("dist")
-        if isinstance(stored, int) and stored != row.distance:
-            disagreements.append({"id": row.id, "stored": stored, "ours": row.distance})
+        _note_stored_distance(row, item.get("dist"), disagreements)
         rows.append(row)
     return rows, disagreements
+
+
+def _note_stored_distance(row: PredictionRow, stored: Any, disagreements: list[dict[str, Any]]) -> None:
+    """Some published files also record the edit distance: note where it is not ours."""
+    if isinstance(stored, int) and stored != row.distance:
+        disagreements.append({"id": row.id, "stored": stored, "ours": row.distance})
 
 
 def _read_tab_file(path: Path, rejects: Rejects, what: str) -> list[tuple[int, str, str]]:

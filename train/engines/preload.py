@@ -42,7 +42,7 @@ def unsloth_wanted(argv: Sequence[str]) -> bool:
     config = _option(argv, "config")
     data: dict = {}
     if config and Path(config).is_file():
-        from train.recipe_file import RecipeFileError, read_recipe_mapping
+        from data_prep.recipe_file import RecipeFileError, read_recipe_mapping
 
         try:
             data = read_recipe_mapping(config)

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from train.export.card import CardOptions, usage, write_card
-from train.export.common import check_input, check_resolved, load_merged, processor_for, weights_size
+from train.export.common import check_input, load_merged, processor_for, weights_size
 from train.export.provenance import export_directory
 from train.modeling import ModelSource
 
@@ -38,11 +38,7 @@ def export_bnb_4bit(
     """
     from train.modeling import load_model, save_processor
 
-    if isinstance(source_dir, ModelSource):
-        check_resolved(source_dir, "bnb-4bit", accepts_model_folder=True)
-        source = source_dir
-    else:
-        source = check_input(source_dir, "bnb-4bit", accepts_model_folder=True)
+    source = check_input(source_dir, "bnb-4bit", accepts_model_folder=True)
     output_dir = Path(output_dir)
     with export_directory(output_dir, source, "bnb-4bit", overwrite) as staging:
         with contextlib.ExitStack() as stack:

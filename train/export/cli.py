@@ -1,4 +1,29 @@
-"""``python -m train.export`` (console script ``hmer-export``): parse :class:`ExportOptions`, resolve
+"""Turn a fine-tuned LoRA adapter into a model people can run: on vLLM, on an 8-12 GB GPU, from a script.
+
+    python -m train.export --adapter outputs/sft --format merged   --output-dir exports/merged
+    python -m train.export --adapter outputs/sft --format bnb-4bit --output-dir exports/nf4
+    python -m train.export --adapter outputs/sft --format w4a16    --output-dir exports/w4a16 \\
+        --calibration-data data/crohme              # GPU machine, llmcompressor installed
+    python -m train.export --adapter exports/merged --format gguf  --output-dir exports/gguf
+    python -m train.export --estimate-sizes         # size of each format for the real 3B / 7B
+
+Formats:
+
+* ``merged``: the LoRA merged into the base (in float32, then cast), bf16 safetensors, the
+  processor files and the chat template; loads in transformers and in vLLM unchanged.
+* ``bnb-4bit``: NF4 (double quantisation) through bitsandbytes, vision tower and lm_head kept in
+  bf16 (``train.modeling.quantization_config``); loads with ``from_pretrained`` on a GPU or a CPU.
+  Not servable by vLLM 0.33 (no bitsandbytes method): use ``w4a16`` for vLLM.
+* ``w4a16``: 4-bit weights, 16-bit activations (GPTQ, group size 128) made with llm-compressor and
+  calibrated on training images; saved in the compressed-tensors format vLLM serves.
+* ``gguf``: llama.cpp's converter is not a Python package, so this prints the commands instead.
+
+``--adapter`` takes a LoRA adapter folder as the trainer writes it; the quantised formats also take
+a model folder (a merged export). Every export is built in a temporary folder beside the output and
+renamed into place only when complete, and carries a model card (README.md). Options can also come
+from ``--config export.yaml`` (keys named as the flags).
+
+The command-line front (console script ``hmer-export``): parse :class:`ExportOptions`, resolve
 the input folder once into a ``ModelSource``, and hand it to the format's registry entry."""
 
 from __future__ import annotations
@@ -8,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data_prep.recipe_file import RecipeFileError, read_options_file
 from train.export.common import ExportError
 from train.export.options import ExportOptions
 from train.export.registry import check_source, get_format
@@ -29,8 +55,6 @@ def build_parser():
 
     from transformers import HfArgumentParser
 
-    from train import export
-
     class Parser(HfArgumentParser):
         def error(self, message):
             raise ExportError(_one_line(message))
@@ -38,7 +62,7 @@ def build_parser():
     return Parser(
         ExportOptions,
         prog="python -m train.export",
-        description=export.__doc__,
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -51,7 +75,10 @@ def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
         i = args.index("--config")
         if i + 1 >= len(args):
             raise ExportError("--config needs a YAML file")
-        config = _load_config(args[i + 1])
+        try:
+            config = read_options_file(args[i + 1])
+        except RecipeFileError as err:
+            raise ExportError(str(err)) from None
         del args[i : i + 2]
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(config) - known)
@@ -60,23 +87,6 @@ def parse_options(argv: Sequence[str] | None = None) -> ExportOptions:
         parser.set_defaults(**config)
     (options,) = parser.parse_args_into_dataclasses(args=args)
     return options
-
-
-def _load_config(path: str) -> dict:
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
-        raise ExportError(f"config {file} not found")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise ExportError(f"config {file} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except yaml.YAMLError as err:
-        raise ExportError(f"config {file} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ExportError(f"config {file} must be a YAML mapping of option names to values")
-    return {key.replace("-", "_"): value for key, value in data.items()}
 
 
 def run(options: ExportOptions) -> Path | None:

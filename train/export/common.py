@@ -18,9 +18,15 @@ class ExportError(RuntimeError):
     """An export cannot be made; the message says what to fix."""
 
 
-def check_input(path: str | Path, export_format: str, accepts_model_folder: bool) -> ModelSource:
+def check_input(
+    path: str | Path | ModelSource, export_format: str, accepts_model_folder: bool
+) -> ModelSource:
     """Resolve ``path`` (an adapter folder or, when ``accepts_model_folder``, a model folder) into
-    the :class:`ModelSource` the export works from, once; refuse what cannot be exported."""
+    the :class:`ModelSource` the export works from, once; refuse what cannot be exported. A source
+    resolved already is checked as it is (no second resolution)."""
+    if isinstance(path, ModelSource):
+        check_resolved(path, export_format, accepts_model_folder)
+        return path
     path = Path(path)
     if not path.exists():
         raise ExportError(f"{path} does not exist: give the folder the trainer wrote (with {ADAPTER_CONFIG})")

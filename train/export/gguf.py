@@ -283,8 +283,8 @@ def export_gguf(
     if (source / "config.json").is_file():
         convert(source, output_dir, outtype, overwrite=overwrite)
         return Path(output_dir)
-    from train.export import export_merged
     from train.export.common import check_input
+    from train.export.merged import export_merged
     from train.export.provenance import check_output_dir
 
     model_source = check_input(source, "gguf", accepts_model_folder=True)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from train.export.card import CardOptions, usage, write_card
-from train.export.common import check_input, check_resolved, load_merged, processor_for, weights_size
+from train.export.common import check_input, load_merged, processor_for, weights_size
 from train.export.provenance import export_directory
 from train.modeling import ModelSource
 
@@ -24,11 +24,7 @@ def export_merged(
 ) -> Path:
     """Merge the LoRA ``adapter`` (a folder, or a source resolved already) into its base and save a
     plain model folder; returns it."""
-    if isinstance(adapter, ModelSource):
-        check_resolved(adapter, "merged", accepts_model_folder=False)
-        source = adapter
-    else:
-        source = check_input(adapter, "merged", accepts_model_folder=False)
+    source = check_input(adapter, "merged", accepts_model_folder=False)
     output_dir = Path(output_dir)
     with export_directory(output_dir, source, "merged", overwrite) as staging:
         model = load_merged(source, dtype)

@@ -16,7 +16,6 @@ from train.export.card import CardOptions, usage, write_card
 from train.export.common import (
     ExportError,
     check_input,
-    check_resolved,
     load_merged,
     processor_for,
     weights_size,
@@ -174,11 +173,7 @@ def export_w4a16(
     The vision tower and lm_head stay in 16 bits. Calibration runs the model on training-like inputs
     (a few hundred images with their prompts and answers).
     """
-    if isinstance(source_dir, ModelSource):
-        check_resolved(source_dir, "w4a16", accepts_model_folder=True)
-        source = source_dir
-    else:
-        source = check_input(source_dir, "w4a16", accepts_model_folder=True)
+    source = check_input(source_dir, "w4a16", accepts_model_folder=True)
     check_group_size(source, group_size)
     oneshot, GPTQModifier = _require_llmcompressor()
     examples = calibration_examples(
