@@ -302,6 +302,11 @@ class DatasetBuilder:
         current.inputs += 1
         if record.meta.get("inverted"):
             current.inverted[spec.name] += 1
+        if prepared.answer_problem is not None:  # a published answer, kept verbatim (answers: published)
+            reason, detail = prepared.answer_problem
+            current.kept_answer_problems[reason] += 1
+            if len(current.kept_answer_examples) < 5:
+                current.kept_answer_examples.append(f"{file}:{line}: {reason} ({detail})"[:300])
         image = {"bytes": prepared.png, "path": None}
         derived = self._capped(spec, prepared.derived, current)
         for row_record in [record, *derived]:

@@ -54,6 +54,8 @@ from data_prep.tasks.registry import derived_tasks, error_tasks, get_task
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
 #: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
 DEFAULT_MAX_REJECT_FRACTION = 0.05
+#: A source's ``answers``: ``checked`` (malformed answers rejected) or ``published`` (test sets: kept).
+ANSWER_MODES = ("checked", "published")
 #: What ``datasets`` accepts as a split name (``datasets.splits``): test sets and holdouts are splits.
 _HF_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
@@ -102,6 +104,10 @@ class SourceSpec:
     holdout: HoldoutSpec | None = None
     #: Share of the main records that get Fig. 2's second prompt (``contract.VANILLA_PROMPT``).
     vanilla_prompt: float = 0.0
+    #: ``checked`` (default: a malformed answer is rejected) or, for a test set only,
+    #: ``published``: every answer is kept byte-equal to its file, its problems counted in the
+    #: report (the reference scored CROHME2023's 2,300 published answers, 609 with unbalanced braces).
+    answers: str = "checked"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +139,9 @@ class DataRecipe:
         content = dataclasses.asdict(self)
         for key in ("output_dir", "sharegpt", "num_proc", "path", "max_reject_fraction"):
             content.pop(key)
+        for source in (*content["train"], *content["test_sets"]):
+            if source["answers"] == "checked":  # the default: hashes of earlier builds stay valid
+                del source["answers"]
         content["task_format"] = TASK_FORMAT_VERSION  # answers of another version are rebuilt
         # A learned confusion table changes the synthetic errors when its contents change.
         content["confusion_tables"] = {
@@ -200,7 +209,7 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
 
 
 def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
-    allowed = {"name", "reader", "root", "split", "options", "max_records"}
+    allowed = {"name", "reader", "root", "split", "options", "max_records", "answers"}
     if is_train:
         allowed |= {"tasks", "holdout", "vanilla_prompt"}
     spec = check_keys(value, allowed, {"reader", "root", "split"}, where)
@@ -235,6 +244,14 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
         if not 0 < holdout.fraction < 1:
             raise fail(f"{where}.holdout.fraction", "must be strictly between 0 and 1")
     max_records = spec.get("max_records")
+    answers = spec.get("answers", "checked")
+    if answers not in ANSWER_MODES:
+        raise fail(f"{where}.answers", f"expected one of {', '.join(ANSWER_MODES)}, got {answers!r}")
+    if answers == "published" and is_train:
+        raise fail(
+            f"{where}.answers",
+            "'published' keeps malformed answers and is for test sets only; training answers are always checked",
+        )
     return SourceSpec(
         name=name,
         reader=reader,
@@ -245,6 +262,7 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
         max_records=None if max_records is None else as_int(max_records, f"{where}.max_records", 1),
         holdout=holdout,
         vanilla_prompt=as_fraction(spec.get("vanilla_prompt", 0.0), f"{where}.vanilla_prompt"),
+        answers=answers,
     )
 
 
@@ -352,6 +370,14 @@ def check_paths(recipe: DataRecipe) -> None:
         raise RecipeError(f"{recipe.path}: missing paths:\n  " + "\n  ".join(missing))
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what and where (PyYAML's own message spans several lines)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def load_recipe(path: str | Path, *, require_paths: bool = False, **overrides: Any) -> DataRecipe:
     """Read and validate a recipe YAML; ``overrides`` replace top-level keys (``None`` ignored)."""
     path = Path(path)
@@ -359,8 +385,10 @@ def load_recipe(path: str | Path, *, require_paths: bool = False, **overrides: A
         raise RecipeError(f"data recipe not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+        raise RecipeError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
     if isinstance(data, dict):
         data.update({k: v for k, v in overrides.items() if v is not None})
     recipe = parse_recipe(data, str(path))

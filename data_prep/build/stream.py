@@ -67,6 +67,8 @@ def selected_records(
     from data_prep.readers.common import ReadCursor
 
     reader = get_reader(spec.reader)
+    # A test split reads one source: its answer policy is the split's (readers/common.checked_answer).
+    reader_rejects.keep_answers = spec.answers == "published"
     cursor = ReadCursor(skip=position.get("items", 0))
     selected = position.get("selected", 0)
     last_total = -1
@@ -131,7 +133,9 @@ def prepared_stream(
                 spec.vanilla_prompt,
             )
         else:
-            processor = RecordProcessor(recipe.seed, spec.name, {}, {})
+            processor = RecordProcessor(
+                recipe.seed, spec.name, {}, {}, keep_answers=spec.answers == "published"
+            )
         items = selected_records(recipe.seed, plan, spec, source_position, reader_rejects)
         for item in map_items(processor, items, num_proc):
             yield spec, item

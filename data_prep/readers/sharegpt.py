@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from data_prep.answer_check import length_problem
 from data_prep.contract import IMAGE_TAG, TASK_MAIN, TASK_OTHER, Record, extract_latex
 from data_prep.images import DatasetRoot, ImageError, decode_image
 from data_prep.ink import dark_ink_on_light
@@ -122,6 +123,7 @@ def find_files(root: Path, split: str, file: str | None) -> list[Path]:
             files = [p for p in matches if p.is_file() and p.suffix in SUFFIXES]
             if not files:
                 raise FileNotFoundError(f"sharegpt: no .json/.jsonl/.parquet file matches {target}")
+            _refuse_two_editions(files, str(file))
             return files
         if target.is_dir():
             return _folder_files(target)
@@ -148,10 +150,39 @@ def find_files(root: Path, split: str, file: str | None) -> list[Path]:
     )
 
 
+#: Suffixes data.zip gives a second edition of a test set's prompt file (``hme100k_test.json`` and
+#: ``hme100k_test_normalized.json``): two files of one set, never one set together.
+EDITION_SUFFIXES = ("_normalized", "_normalised")
+
+
+def _set_of(path: Path) -> str:
+    stem = path.stem
+    for suffix in EDITION_SUFFIXES:
+        stem = stem.removesuffix(suffix)
+    return str(path.parent / stem)
+
+
+def _refuse_two_editions(files: list[Path], pattern: str) -> None:
+    """A :class:`ValueError` (one line naming both) when a pattern matches two editions of one
+    set: read as one, the set would hold every item twice, under two ground truths."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.suffix == ".parquet":
+            continue  # shards of one release: many files, one edition
+        other = seen.setdefault(_set_of(path), path)
+        if other != path:
+            raise ValueError(
+                f"sharegpt: file pattern {pattern!r} matches two files of one test set, {other} and "
+                f"{path}; name the one file to read (a second edition, e.g. *_normalized.json, is "
+                "its own test set with its own name)"
+            )
+
+
 def _folder_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
     if not files:
         raise FileNotFoundError(f"sharegpt: no .json/.jsonl/.parquet file in {folder}")
+    _refuse_two_editions(files, str(folder))
     return files
 
 
@@ -277,7 +308,9 @@ def read(
 
     Rejects: ``bad_json``, ``bad_sample`` (no turns, or not one user turn then one assistant turn),
     ``image_count`` (not exactly one image, or ``<image>`` tags that do not match it),
-    ``empty_label``, ``unbalanced_braces``, ``dangling_script`` and the image reasons.
+    ``empty_label``, ``answer_too_long``, ``unbalanced_braces``, ``dangling_script`` (unless the
+build keeps published answers: ``Rejects.keep_answers``) and the image reasons. A file pattern or
+folder holding two editions of one set (``x.json`` and ``x_normalized.json``) is refused.
     ``meta`` holds ``label_file`` (the data file, relative to ``root``), ``line`` (its line, list
     index or parquet row), ``image_file``,
     ``prompt_variant``, ``prediction`` (error-driven prompts) and ``inverted``.
@@ -359,6 +392,10 @@ def _record(
     what = f"{record_id}"
     if not answer.strip():
         reject("empty_label", f"{what}: empty answer")
+        return None
+    too_long = length_problem(answer)
+    if too_long is not None:
+        reject(too_long[0], f"{what}: {too_long[1]}")
         return None
     if (
         task in checked_tasks()
