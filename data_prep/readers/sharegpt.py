@@ -309,8 +309,8 @@ def read(
     Rejects: ``bad_json``, ``bad_sample`` (no turns, or not one user turn then one assistant turn),
     ``image_count`` (not exactly one image, or ``<image>`` tags that do not match it),
     ``empty_label``, ``answer_too_long``, ``unbalanced_braces``, ``dangling_script`` (unless the
-build keeps published answers: ``Rejects.keep_answers``) and the image reasons. A file pattern or
-folder holding two editions of one set (``x.json`` and ``x_normalized.json``) is refused.
+    build keeps published answers: ``Rejects.keep_answers``) and the image reasons. A file pattern
+    or folder holding two editions of one set (``x.json`` and ``x_normalized.json``) is refused.
     ``meta`` holds ``label_file`` (the data file, relative to ``root``), ``line`` (its line, list
     index or parquet row), ``image_file``,
     ``prompt_variant``, ``prediction`` (error-driven prompts) and ``inverted``.

@@ -47,7 +47,9 @@ def _image(path: Path, seed: int) -> None:
     draw = ImageDraw.Draw(image)
     for _ in range(4):
         x0, y0 = int(rng.integers(4, 60)), int(rng.integers(4, 20))
-        draw.line([(x0, y0), (x0 + int(rng.integers(10, 30)), y0 + int(rng.integers(5, 15)))], fill=0, width=3)
+        draw.line(
+            [(x0, y0), (x0 + int(rng.integers(10, 30)), y0 + int(rng.integers(5, 15)))], fill=0, width=3
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
 
@@ -55,9 +57,7 @@ def _image(path: Path, seed: int) -> None:
 def _answers(split: str, count: int) -> list[str]:
     if split == "crohme2023":
         # Published answers as the file has them: some with unbalanced braces, odd spacing kept.
-        return [
-            f"\\frac {{ {i} }} {{ x" if i % 3 == 0 else f"x ^ {{ {i} }}  +  y" for i in range(count)
-        ]
+        return [f"\\frac {{ {i} }} {{ x" if i % 3 == 0 else f"x ^ {{ {i} }}  +  y" for i in range(count)]
     return [f"{split[:3]} _ {{ {i} }}" for i in range(count)]
 
 
@@ -88,7 +88,7 @@ def datazip(tmp_path: Path) -> tuple[Path, dict[str, list[str]]]:
     HME100K and CROHME2023 beside the originals (as data.zip has them)."""
     root = tmp_path / "unimumer"
     published: dict[str, list[str]] = {}
-    for seed, (split, (folder, stem, _)) in enumerate(SETS.items(), start=1):
+    for seed, (split, (_, stem, _)) in enumerate(SETS.items(), start=1):
         count = CROHME2023_ITEMS if split == "crohme2023" else 3
         published[split] = _answers(split, count)
         _prompt_file(root, split, stem, published[split], seed)
@@ -134,7 +134,9 @@ def test_checked_answers_still_reject_what_published_ones_keep(datazip, tmp_path
         "split": "crohme2023_test",
         "options": {"file": "data/CROHME2023/prompts/crohme2023_test.json"},
     }
-    recipe = parse_recipe({"output_dir": str(tmp_path / "o"), "max_reject_fraction": 0.5, "test_sets": [source]})
+    recipe = parse_recipe(
+        {"output_dir": str(tmp_path / "o"), "max_reject_fraction": 0.5, "test_sets": [source]}
+    )
     out = build_dataset(recipe, progress=False)
     rows = load_split(out, "crohme2023")
     assert len(rows) == CROHME2023_ITEMS - 4
