@@ -314,10 +314,12 @@ class RecordMaker:
         if self.polarity_first:
             image, inverted = dark_ink_on_light(image, self.invert)
         if self.prepare is not None:
-            # A crop (im2latex) gives None on a page without ink; what it keeps gets the shared
-            # blank check here (every other image gets it once, in the build's per-record step).
-            image = self.prepare(image)
-            blank = "no ink" if image is None else blank_detail(image)
+            # A page is checked before its crop (im2latex): an all-black page is all "ink" to the
+            # crop, which frames it in white; a crop gives None on a page without ink. Every image
+            # gets the same shared check again in the build's per-record step.
+            blank = blank_detail(image)
+            image = self.prepare(image) if blank is None else None
+            blank = blank or ("no ink" if image is None else None)
             if blank is not None:
                 self.reject("blank_image", line, f"{image_path.name}: {blank}")
                 return None
