@@ -218,6 +218,10 @@ def test_real_photos_and_crohme_bitmaps_keep_their_polarity_decisions(shared_dat
     bitmaps = sorted(tmp_path.rglob("*.bmp"))
     assert len(bitmaps) == 986
     assert all(ink_is_light(Image.open(p)) for p in bitmaps)
+    # No real image is blank, except the im2markup sample's two empty pages.
+    assert not [p.name for p in [*photos, *bitmaps] if blank_detail(Image.open(p))]
+    pages = sorted((shared_data / "im2latex" / "im2markup_sample" / "images").glob("*.png"))
+    assert [p.name for p in pages if blank_detail(Image.open(p))] == ["1f6cbf77e4.png", "f0bf0dc25d.png"]
 
 
 # --------------------------------------------------------------------------- #
