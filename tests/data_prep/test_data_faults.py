@@ -218,9 +218,14 @@ def test_real_photos_and_crohme_bitmaps_keep_their_polarity_decisions(shared_dat
     bitmaps = sorted(tmp_path.rglob("*.bmp"))
     assert len(bitmaps) == 986
     assert all(ink_is_light(Image.open(p)) for p in bitmaps)
-    # No real image is blank, except the im2markup sample's two empty pages.
+    # No real photo or bitmap is blank.
     assert not [p.name for p in [*photos, *bitmaps] if blank_detail(Image.open(p))]
+
+
+@pytest.mark.slow  # 1,200 full pages: about 2 minutes on the 2-core machine
+def test_full_im2latex_pages_are_not_blank_except_the_two_empty_ones(shared_data):
     pages = sorted((shared_data / "im2latex" / "im2markup_sample" / "images").glob("*.png"))
+    assert len(pages) == 1200
     assert [p.name for p in pages if blank_detail(Image.open(p))] == ["1f6cbf77e4.png", "f0bf0dc25d.png"]
 
 
