@@ -42,7 +42,7 @@ def ink_is_light(image: Image.Image) -> bool:
     which is page because strokes are thin. The image is light-on-dark when that page
     is dark (grey < 96) and more pixels stand out from it as light ink (lighter than both page + 40
     and mid-grey) than as dark ink (darker than page - 10: dark ink on a dark page stands out
-    little); with neither (a blank dark page) it is left alone. So a white-on-black bitmap or a
+    little); a blank dark page counts as light-on-dark. So a white-on-black bitmap or a
     chalkboard is inverted, while a dim photo (dark grey page, darker ink, a few glare spots) or a
     photo of a light page on a grey table is never inverted.
     """
@@ -64,7 +64,7 @@ def ink_is_light(image: Image.Image) -> bool:
         return False
     lighter = int(np.count_nonzero(gray > max(page + INK_CONTRAST, 128)))
     darker = int(np.count_nonzero(gray < page - DARK_INK_CONTRAST))
-    return lighter > darker
+    return lighter >= darker
 
 
 def dark_ink_on_light(image: Image.Image, invert: str | bool = "auto") -> tuple[Image.Image, bool]:
