@@ -187,7 +187,11 @@ def load_predictions(spec: SourceSpec) -> dict[str, dict[str, list[str]]]:
 
             merged: dict[str, list[str]] = {}
             for path in task_spec.predictions:
-                for record_id, wrong in read_predictions(path).items():
+                try:
+                    predicted = read_predictions(path)
+                except (OSError, UnicodeDecodeError, ValueError) as err:
+                    raise RecipeError(f"source {spec.name!r}: tasks.{task}.predictions: {err}") from None
+                for record_id, wrong in predicted.items():
                     merged.setdefault(record_id, []).extend(
                         p for p in wrong if p not in merged.get(record_id, [])
                     )
