@@ -187,6 +187,37 @@ def on_white(image: Image.Image) -> Image.Image:
     return image.convert("L" if image.mode in gray_modes else "RGB")
 
 
+#: :func:`blank_detail`: an image whose grey levels spread less than this (standard deviation) ...
+BLANK_STD = 1.0
+#: ... or whose commonest grey level covers more than this share of its pixels ...
+BLANK_SHARE = 0.999
+#: ... with at most this many pixels off it (a speck, not a formula: a full im2latex page holds a
+#: small formula on more than 99.9% white, yet hundreds of ink pixels) holds no formula.
+BLANK_MAX_STRAY = 64
+
+
+def blank_detail(image: Image.Image) -> str | None:
+    """Why ``image`` holds no formula (one grey value, or nearly), or ``None`` when it may.
+
+    The one blank-image check of every path that makes records (the build's per-record step,
+    :class:`data_prep.readers.common.RecordMaker`, so im2latex's blank pages too): an all-black or
+    all-white image, or one with a few stray pixels (grey standard deviation < ``BLANK_STD``, or
+    one value on more than ``BLANK_SHARE`` of the pixels with at most ``BLANK_MAX_STRAY`` others),
+    is a ``blank_image`` reject.
+    """
+    gray = np.asarray(on_white(image).convert("L"))
+    if gray.size == 0:
+        return "no pixels"
+    std = float(gray.std())
+    if std < BLANK_STD:
+        return f"one grey value (standard deviation {std:.2f})"
+    counts = np.bincount(gray.ravel(), minlength=256)
+    share = float(counts.max()) / gray.size
+    if share > BLANK_SHARE and gray.size - int(counts.max()) <= BLANK_MAX_STRAY:
+        return f"grey level {int(counts.argmax())} covers {share:.2%} of the pixels"
+    return None
+
+
 def invert(image: Image.Image) -> Image.Image:
     """Swap ink and background (CROHME bitmaps are white on black)."""
     # ImageChops inverts in C; ImageOps.invert builds a Python lookup table per call.

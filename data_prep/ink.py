@@ -24,8 +24,12 @@ DARK_BACKGROUND = 96
 #: border to be trusted as the background.
 BORDER_UNIFORM_SHARE = 0.9
 BORDER_SPREAD = 48
-#: How far from the background (grey levels) a pixel must be to count as ink.
+#: How far above the background (grey levels) a pixel must be to count as light ink.
 INK_CONTRAST = 40
+#: How far below a dark background a pixel must be to count as dark ink. Smaller than
+#: ``INK_CONTRAST``: on a dim photo (page grey ~50) pen strokes are only 15-40 levels darker, and
+#: missing them made a few glare pixels outvote the ink (a dark HME100K test photo was inverted).
+DARK_INK_CONTRAST = 10
 
 
 def ink_is_light(image: Image.Image) -> bool:
@@ -37,9 +41,10 @@ def ink_is_light(image: Image.Image) -> bool:
     shadows, black padding or a dark frame across the border) the median of the whole image,
     which is page because strokes are thin. The image is light-on-dark when that page
     is dark (grey < 96) and more pixels stand out from it as light ink (lighter than both page + 40
-    and mid-grey) than as dark ink (darker than both page - 40 and mid-grey); a blank dark page
-    counts as light-on-dark. So a white-on-black bitmap or a chalkboard is inverted, while a dim
-    photo (grey page, darker ink) or a photo of a light page on a grey table is left alone.
+    and mid-grey) than as dark ink (darker than page - 10: dark ink on a dark page stands out
+    little); a blank dark page counts as light-on-dark. So a white-on-black bitmap or a
+    chalkboard is inverted, while a dim photo (dark grey page, darker ink, a few glare spots) or a
+    photo of a light page on a grey table is never inverted.
     """
     import numpy as np
 
@@ -58,7 +63,7 @@ def ink_is_light(image: Image.Image) -> bool:
     if page >= DARK_BACKGROUND:
         return False
     lighter = int(np.count_nonzero(gray > max(page + INK_CONTRAST, 128)))
-    darker = int(np.count_nonzero(gray < min(page - INK_CONTRAST, 128)))
+    darker = int(np.count_nonzero(gray < page - DARK_INK_CONTRAST))
     return lighter >= darker
 
 

@@ -54,7 +54,15 @@ class Reject:
 
 
 class Rejects:
-    """Collects rejections; keeps every count and the first ``keep_examples`` per reason."""
+    """Collects rejections; keeps every count and the first ``keep_examples`` per reason.
+
+    ``keep_answers``: set by the build for a test set whose source says ``answers: published``;
+    the readers' answer check (``data_prep.readers.common.checked_answer``) then keeps an answer
+    with a quality problem (``answer_check.KEPT_WHEN_PUBLISHED``) instead of rejecting it, and
+    the build counts the problem in its report.
+    """
+
+    keep_answers: bool = False
 
     def __init__(self, keep_examples: int = 5, log: bool = True) -> None:
         self.keep_examples = keep_examples

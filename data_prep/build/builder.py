@@ -17,10 +17,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_prep.build.contamination import ContaminationIndex, Fingerprint, Match
+from data_prep.build.contamination import ContaminationIndex, Fingerprint
 from data_prep.build.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
 from data_prep.build.records import Prepared, where_of
 from data_prep.build.results import SplitResult, split_problem
+from data_prep.build.screening import passes_contamination
 from data_prep.build.safety import check_output_dir, remove_leftovers, remove_own_files
 from data_prep.build.state import ShardStats, rejects_from_state, rejects_to_state
 from data_prep.build.stream import SplitPlan, load_confusions, plan_splits, prepared_stream
@@ -293,7 +294,7 @@ class DatasetBuilder:
             )
             return
         if plan.is_train and len(self.index):
-            if not self._passes_contamination(spec, prepared, current, excluded):
+            if not passes_contamination(self.recipe.contamination, self.index, spec.name, prepared, current, excluded):
                 return
         for reject in prepared.rejects:
             task_rejects.add(reject.source, reject.reason, reject.file, reject.line, reject.detail)
@@ -302,6 +303,11 @@ class DatasetBuilder:
         current.inputs += 1
         if record.meta.get("inverted"):
             current.inverted[spec.name] += 1
+        if prepared.answer_problem is not None:  # a published answer, kept verbatim (answers: published)
+            reason, detail = prepared.answer_problem
+            current.kept_answer_problems[reason] += 1
+            if len(current.kept_answer_examples) < 5:
+                current.kept_answer_examples.append(f"{file}:{line}: {reason} ({detail})"[:300])
         image = {"bytes": prepared.png, "path": None}
         derived = self._capped(spec, prepared.derived, current)
         for row_record in [record, *derived]:
@@ -334,43 +340,6 @@ class DatasetBuilder:
                 self._task_counts[key] = count + 1
             kept.append(record)
         return kept
-
-    def _passes_contamination(
-        self, spec: SourceSpec, prepared: Prepared, current: ShardStats, excluded: Rejects
-    ) -> bool:
-        policy = self.recipe.contamination
-        record = prepared.record
-        matches: list[tuple[Match, str]] = []
-        if policy.image != "off":
-            match = self.index.image_match(prepared.print_)
-            if match is not None:
-                matches.append((match, policy.image))
-        # A rendered formula is the formula itself: it follows its own (stricter) policy.
-        formula_action = policy.rendered_formula if record.meta.get("rendered") else policy.formula
-        if formula_action != "off":
-            match = self.index.formula_match(record.latex)
-            if match is not None:
-                matches.append((match, formula_action))
-        keep = True
-        for match, action in matches:
-            reason = "contaminated_formula" if match.kind == "formula" else "contaminated_image"
-            current.contamination.append(
-                {
-                    "train_source": spec.name,
-                    "train_id": record.id,
-                    "kind": match.kind,
-                    "test_set": match.test_set,
-                    "test_id": match.test_id,
-                    "distance": match.distance,
-                    "excluded": action == "exclude" and keep,
-                    "rendered": bool(record.meta.get("rendered")),
-                }
-            )
-            if action == "exclude" and keep:
-                file, line = where_of(record)
-                excluded.add(spec.name, reason, file, line, f"{record.id}: {match.describe()}")
-                keep = False
-        return keep
 
     # ---- files --------------------------------------------------------------------------------- #
 

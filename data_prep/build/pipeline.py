@@ -28,12 +28,15 @@ is :mod:`data_prep.dataset`'s.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 
 from data_prep.build.builder import DatasetBuilder
 from data_prep.build.recipe import DataRecipe, RecipeError, load_recipe
+from data_prep.build.safety import check_output_dir
+from data_prep.output_lock import OutputLocked, output_lock
 from data_prep.rejects import TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -59,16 +62,38 @@ def build_dataset(
         recipe = load_recipe(recipe, require_paths=True)
     out = Path(output_dir or recipe.output_dir)
     limit = max_reject_fraction if max_reject_fraction is not None else recipe.max_reject_fraction
-    builder = DatasetBuilder(
-        recipe, out, num_proc=num_proc or recipe.num_proc, fresh=fresh, progress=progress
-    )
-    builder.build(limit)
-    if sharegpt if sharegpt is not None else recipe.sharegpt:
-        from data_prep.build.sharegpt import export_sharegpt
+    check_output_dir(out, recipe)  # before the lock's file is made beside it
+    # One build per output folder: a second one (same or another recipe) is refused, naming the
+    # holder, before it reads or writes anything there (data_prep.output_lock).
+    with output_lock(out, what="data build"):
+        builder = DatasetBuilder(
+            recipe, out, num_proc=num_proc or recipe.num_proc, fresh=fresh, progress=progress
+        )
+        builder.build(limit)
+        if sharegpt if sharegpt is not None else recipe.sharegpt:
+            from data_prep.build.sharegpt import export_sharegpt
 
-        export_sharegpt(out, out / "sharegpt")
+            export_sharegpt(out, out / "sharegpt")
     logger.info("dataset written to %s (report: %s)", out, out / "report.md")
     return out
+
+
+#: Errors of the output folder's storage reported in one line (anything else keeps its traceback).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def write_failure(err: OSError, out: str) -> str:
+    """One line saying why the build could not write, and what to do."""
+    where = err.filename or out
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exhausted",
+        errno.EROFS: "the file system is read-only",
+    }.get(err.errno, "permission denied")
+    return (
+        f"cannot write {where}: {what} ({err.strerror}); nothing half-written was kept (finished "
+        "shards stay): free space or choose a writable --output-dir and run the same command again"
+    )
 
 
 def _fraction_arg(text: str) -> float:
@@ -114,9 +139,17 @@ def main(argv: list[str] | None = None) -> int:
             fresh=args.fresh,
             progress=not args.no_progress,
         )
-    except (RecipeError, FileNotFoundError, TooManyRejects) as err:
+    except (RecipeError, FileNotFoundError, TooManyRejects, OutputLocked) as err:
         logger.error("%s", err)
         return 2 if not isinstance(err, TooManyRejects) else 3
+    except OSError as err:
+        # Disk full, a read-only or forbidden output folder: one line. Every file is written to a
+        # temporary name and renamed (io_utils), so nothing half-written is left; finished shards
+        # are kept and the same command resumes once there is room.
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        logger.error("%s", write_failure(err, args.output_dir or "the recipe's output_dir"))
+        return 2
     except KeyboardInterrupt:
         # Ctrl-C is a normal way to stop a long build: finished shards are kept, so say how to go on.
         logger.warning("interrupted: finished shards are kept; run the same command again to resume")

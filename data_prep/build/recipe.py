@@ -53,6 +53,8 @@ from data_prep.tasks.registry import derived_tasks, error_tasks, get_task
 CONTAMINATION_ACTIONS = ("exclude", "report", "off")
 #: A split whose rejected share of input exceeds this fails, unless the recipe says otherwise.
 DEFAULT_MAX_REJECT_FRACTION = 0.05
+#: A source's ``answers``: ``checked`` (malformed answers rejected) or ``published`` (test sets: kept).
+ANSWER_MODES = ("checked", "published")
 #: What ``datasets`` accepts as a split name (``datasets.splits``): test sets and holdouts are splits.
 _HF_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 
@@ -101,6 +103,10 @@ class SourceSpec:
     holdout: HoldoutSpec | None = None
     #: Share of the main records that get Fig. 2's second prompt (``contract.VANILLA_PROMPT``).
     vanilla_prompt: float = 0.0
+    #: ``checked`` (default: a malformed answer is rejected) or, for a test set only,
+    #: ``published``: every answer is kept byte-equal to its file, its problems counted in the
+    #: report (the reference scored CROHME2023's 2,300 published answers, 609 with unbalanced braces).
+    answers: str = "checked"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +138,9 @@ class DataRecipe:
         content = dataclasses.asdict(self)
         for key in ("output_dir", "sharegpt", "num_proc", "path", "max_reject_fraction"):
             content.pop(key)
+        for source in (*content["train"], *content["test_sets"]):
+            if source["answers"] == "checked":  # the default: hashes of earlier builds stay valid
+                del source["answers"]
         content["task_format"] = TASK_FORMAT_VERSION  # answers of another version are rebuilt
         # A learned confusion table changes the synthetic errors when its contents change.
         content["confusion_tables"] = {
@@ -199,7 +208,7 @@ def _task_spec(task: str, value: Any, where: str) -> TaskSpec:
 
 
 def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
-    allowed = {"name", "reader", "root", "split", "options", "max_records"}
+    allowed = {"name", "reader", "root", "split", "options", "max_records", "answers"}
     if is_train:
         allowed |= {"tasks", "holdout", "vanilla_prompt"}
     spec = check_keys(value, allowed, {"reader", "root", "split"}, where)
@@ -234,6 +243,14 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
         if not 0 < holdout.fraction < 1:
             raise fail(f"{where}.holdout.fraction", "must be strictly between 0 and 1")
     max_records = spec.get("max_records")
+    answers = spec.get("answers", "checked")
+    if answers not in ANSWER_MODES:
+        raise fail(f"{where}.answers", f"expected one of {', '.join(ANSWER_MODES)}, got {answers!r}")
+    if answers == "published" and is_train:
+        raise fail(
+            f"{where}.answers",
+            "'published' keeps malformed answers and is for test sets only; training answers are always checked",
+        )
     return SourceSpec(
         name=name,
         reader=reader,
@@ -244,6 +261,7 @@ def _source(value: Any, where: str, *, is_train: bool) -> SourceSpec:
         max_records=None if max_records is None else as_int(max_records, f"{where}.max_records", 1),
         holdout=holdout,
         vanilla_prompt=as_fraction(spec.get("vanilla_prompt", 0.0), f"{where}.vanilla_prompt"),
+        answers=answers,
     )
 
 

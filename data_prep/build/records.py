@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from data_prep.answer_check import answer_problem
+from data_prep.answer_check import KEPT_WHEN_PUBLISHED, answer_problem
 from data_prep.build.contamination import Fingerprint, fingerprint
 from data_prep.build.recipe import RecipeError, TaskSpec
 from data_prep.contract import TASK_MAIN, VANILLA_PROMPT, Record
+from data_prep.images import blank_detail
 from data_prep.ink import dark_ink_on_light
 from data_prep.rejects import Reject, Rejects, clean_detail
 from data_prep.tasks.registry import checked_tasks, derived_tasks, error_tasks
@@ -106,6 +107,8 @@ class Prepared:
     print_: Fingerprint
     derived: list[Record]
     rejects: list[Reject]
+    #: ``(reason, detail)`` of a published answer kept with a problem (``answers: published``).
+    answer_problem: tuple[str, str] | None = None
 
 
 def learned_confusions(path: str | Path, where: str) -> ConfusionTable:
@@ -143,6 +146,7 @@ class RecordProcessor:
         predictions: dict[str, dict[str, list[str]]],
         confusions: dict[str, ConfusionTable] | None = None,
         vanilla_prompt: float = 0.0,
+        keep_answers: bool = False,
     ):
         self.seed = seed
         self.source = source
@@ -150,6 +154,7 @@ class RecordProcessor:
         self.predictions = predictions
         self.confusions = confusions or {}
         self.vanilla_prompt = vanilla_prompt
+        self.keep_answers = keep_answers
 
     def chosen(self, task: str, record_id: str) -> bool:
         spec = self.tasks[task]
@@ -195,10 +200,13 @@ class RecordProcessor:
 
     def __call__(self, record: Record) -> Prepared | Reject:
         file, line = where_of(record)
+        kept_problem = None
         if record.task in checked_tasks():
             # Readers check their answers; this catches a reader that does not (same rule).
             problem = answer_problem(record.latex)
-            if problem is not None:
+            if problem is not None and self.keep_answers and problem[0] in KEPT_WHEN_PUBLISHED:
+                kept_problem = (problem[0], f"{record.id}: {problem[1]}")
+            elif problem is not None:
                 return Reject(record.source, problem[0], file, line, f"{record.id}: {problem[1]}")
         try:
             image = as_image(record.image)
@@ -210,6 +218,9 @@ class RecordProcessor:
                 else "unreadable_image"
             )
             return Reject(record.source, reason, file, line, f"{record.id}: {err}")
+        blank = blank_detail(image)
+        if blank is not None:  # every reader's records pass here: one check (data_prep.images)
+            return Reject(record.source, "blank_image", file, line, f"{record.id}: {blank}")
         if "inverted" not in record.meta:  # a reader that did not settle the ink polarity itself
             image, record.meta["inverted"] = dark_ink_on_light(image, "auto")
         rejects = ListRejects()
@@ -223,7 +234,9 @@ class RecordProcessor:
             and stable_fraction(self.seed, self.source, "vanilla", record.id) < self.vanilla_prompt
         ):
             record.prompt = VANILLA_PROMPT
-        return Prepared(record, png, image.width, image.height, fingerprint(image), derived, rejects.items)
+        return Prepared(
+            record, png, image.width, image.height, fingerprint(image), derived, rejects.items, kept_problem
+        )
 
 
 @dataclasses.dataclass

@@ -45,8 +45,12 @@ def _split_report(result: SplitResult, train_vocab: collections.Counter | None) 
     heights: list[int] = []
     vocab: collections.Counter[str] = collections.Counter()
     inverted: collections.Counter[str] = collections.Counter()
+    kept_problems: collections.Counter[str] = collections.Counter()
+    kept_examples: list[str] = []
     for stats in result.stats:
         inverted.update(stats.inverted)
+        kept_problems.update(stats.kept_answer_problems)
+        kept_examples += stats.kept_answer_examples
         for key, n in stats.rows.items():
             source, task = key.split("|")
             rows_by[source][task] = rows_by[source].get(task, 0) + n
@@ -72,6 +76,12 @@ def _split_report(result: SplitResult, train_vocab: collections.Counter | None) 
         "rejected_input": result.input_rejects.to_dict(),
         "rejected_tasks": result.task_rejects.to_dict(),
         "excluded": result.excluded.to_dict(),
+        # answers: published: answers kept byte-equal to their file although a check would refuse them.
+        "published_answers_with_problems": {
+            "total": sum(kept_problems.values()),
+            "by_reason": dict(kept_problems.most_common()),
+            "examples": kept_examples[:5],
+        },
     }
     if result.reader_rejects_in:
         report["reader_rejections_counted_in"] = result.reader_rejects_in
@@ -175,6 +185,14 @@ def to_markdown(report: dict[str, Any]) -> str:
             lines += [
                 "Its reader's rejections are counted once, in split "
                 f"`{data['reader_rejections_counted_in']}` (the same source feeds both).",
+                "",
+            ]
+        kept = data.get("published_answers_with_problems") or {}
+        if kept.get("total"):
+            reasons = ", ".join(f"{r}: {n:,}" for r, n in kept["by_reason"].items())
+            lines += [
+                f"Published answers kept verbatim despite a problem (`answers: published`): "
+                f"{kept['total']:,} ({reasons}); e.g. " + "; ".join(f"`{e}`" for e in kept["examples"][:3]),
                 "",
             ]
         lines += _rejects_md("Rejected input", data["rejected_input"])

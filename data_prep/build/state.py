@@ -49,6 +49,9 @@ class ShardStats:
     inputs: int = 0
     #: Source -> images whose ink polarity was inverted (light ink on dark made dark on light).
     inverted: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    #: ``answers: published``: reason -> answers kept with that problem, and the first few.
+    kept_answer_problems: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    kept_answer_examples: list[str] = dataclasses.field(default_factory=list)
 
     def add_row(self, source: str, record: Record) -> None:
         self.rows[f"{source}|{record.task}"] += 1
@@ -64,4 +67,5 @@ class ShardStats:
         stats.rows = collections.Counter(stats.rows)
         stats.vocab = collections.Counter(stats.vocab)
         stats.inverted = collections.Counter(stats.inverted)
+        stats.kept_answer_problems = collections.Counter(stats.kept_answer_problems)
         return stats

@@ -67,6 +67,8 @@ def selected_records(
     from data_prep.readers.common import ReadCursor
 
     reader = get_reader(spec.reader)
+    # A test split reads one source: its answer policy is the split's (readers/common.checked_answer).
+    reader_rejects.keep_answers = spec.answers == "published"
     cursor = ReadCursor(skip=position.get("items", 0))
     selected = position.get("selected", 0)
     last_total = -1
@@ -131,7 +133,9 @@ def prepared_stream(
                 spec.vanilla_prompt,
             )
         else:
-            processor = RecordProcessor(recipe.seed, spec.name, {}, {})
+            processor = RecordProcessor(
+                recipe.seed, spec.name, {}, {}, keep_answers=spec.answers == "published"
+            )
         items = selected_records(recipe.seed, plan, spec, source_position, reader_rejects)
         for item in map_items(processor, items, num_proc):
             yield spec, item
@@ -183,7 +187,11 @@ def load_predictions(spec: SourceSpec) -> dict[str, dict[str, list[str]]]:
 
             merged: dict[str, list[str]] = {}
             for path in task_spec.predictions:
-                for record_id, wrong in read_predictions(path).items():
+                try:
+                    predicted = read_predictions(path)
+                except (OSError, UnicodeDecodeError, ValueError) as err:
+                    raise RecipeError(f"source {spec.name!r}: tasks.{task}.predictions: {err}") from None
+                for record_id, wrong in predicted.items():
                     merged.setdefault(record_id, []).extend(
                         p for p in wrong if p not in merged.get(record_id, [])
                     )

@@ -12,9 +12,9 @@ from typing import Any
 
 from PIL import Image
 
-from data_prep.answer_check import answer_problem
+from data_prep.answer_check import KEPT_WHEN_PUBLISHED, answer_problem, length_problem
 from data_prep.contract import Record, main_record
-from data_prep.images import DatasetRoot, ImageError, load_image, on_white
+from data_prep.images import DatasetRoot, ImageError, blank_detail, load_image, on_white
 from data_prep.ink import check_invert_mode, dark_ink_on_light
 from data_prep.rejects import Rejects
 
@@ -54,6 +54,7 @@ class _RejectsAfterSkip(Rejects):
         super().__init__(log=False)
         self.target = target
         self.cursor = cursor
+        self.keep_answers = target.keep_answers
 
     def add(self, source, reason, file, line=None, detail="") -> None:  # noqa: D401 - same API
         if not self.cursor.skipping:
@@ -197,6 +198,10 @@ def label_latex(
     ``dangling_script`` reject (:func:`data_prep.answer_check.answer_problem`); ``what`` names the
     item."""
     latex = label
+    too_long = length_problem(label)  # before tokenising: a 100 MB caption is never parsed
+    if too_long is not None:
+        rejects.add(source, too_long[0], file, line, f"{what}: {too_long[1]}")
+        return None
     if tokenize_label:
         try:
             latex = tokenize(label)
@@ -209,9 +214,12 @@ def label_latex(
 def checked_answer(
     latex: str, source: str, rejects: Rejects, file: Path | str, line: int | None, what: str
 ) -> str | None:
-    """``latex`` when it can be an answer, else ``None`` after rejecting it with the reason."""
+    """``latex`` when it can be an answer, else ``None`` after rejecting it with the reason.
+
+    With ``rejects.keep_answers`` (a test set keeping its published answers) an answer whose only
+    problem is one of ``KEPT_WHEN_PUBLISHED`` is returned unchanged; the build counts it."""
     problem = answer_problem(latex)
-    if problem is not None:
+    if problem is not None and not (rejects.keep_answers and problem[0] in KEPT_WHEN_PUBLISHED):
         reason, detail = problem
         rejects.add(source, reason, file, line, f"{what}: {detail}; label: {latex[:80]!r}")
         return None
@@ -306,9 +314,14 @@ class RecordMaker:
         if self.polarity_first:
             image, inverted = dark_ink_on_light(image, self.invert)
         if self.prepare is not None:
-            image = self.prepare(image)
-            if image is None:
-                self.reject("blank_image", line, f"{image_path.name} has no ink")
+            # A page is checked before its crop (im2latex): an all-black page is all "ink" to the
+            # crop, which frames it in white; a crop gives None on a page without ink. Every image
+            # gets the same shared check again in the build's per-record step.
+            blank = blank_detail(image)
+            image = self.prepare(image) if blank is None else None
+            blank = blank or ("no ink" if image is None else None)
+            if blank is not None:
+                self.reject("blank_image", line, f"{image_path.name}: {blank}")
                 return None
         if not self.polarity_first:
             image, inverted = dark_ink_on_light(image, self.invert)

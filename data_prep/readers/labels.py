@@ -95,7 +95,7 @@ def _rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, str, str]]:
     name_col, label_col = 0, 1
     start = 1
     first = True
-    for row in reader:
+    for row in _csv_rows(reader, path, rejects):
         line, start = start, reader.line_num + 1
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -119,6 +119,22 @@ def _rows(path: Path, rejects: Rejects) -> Iterator[tuple[int, str, str]]:
             )
             continue
         yield line, row[name_col].strip(), row[label_col]
+
+
+def _csv_rows(reader, path: Path, rejects: Rejects) -> Iterator[list[str]]:
+    """The rows of ``reader``; a row the ``csv`` module cannot read (a field past its 131,072
+    character limit: a 100 MB caption) is rejected and the reading goes on with the next line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            too_long = "field larger than field limit" in str(err)
+            reason = "answer_too_long" if too_long else "bad_row"
+            rejects.add(SOURCE, reason, path, reader.line_num, f"csv: {err}")
+            continue
+        yield row
 
 
 def _locate(root: Path, split: str, labels: str | None, images: str | None) -> tuple[Path, Path]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import glob as globlib
 import json
 import logging
 import re
@@ -37,10 +36,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from data_prep.answer_check import length_problem
 from data_prep.contract import IMAGE_TAG, TASK_MAIN, TASK_OTHER, Record, extract_latex
 from data_prep.images import DatasetRoot, ImageError, decode_image
 from data_prep.ink import dark_ink_on_light
 from data_prep.readers.common import UTF8_BOM, ReadCursor, check_invert, checked_answer, start_reading
+from data_prep.readers.sharegpt_files import find_files
 from data_prep.rejects import Rejects
 from data_prep.tasks.registry import TASKS, checked_tasks
 
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 SOURCE = "sharegpt"
 USER_ROLES = ("human", "user")
 ASSISTANT_ROLES = ("gpt", "assistant")
-SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
 def _squash(text: str) -> str:
@@ -105,54 +105,6 @@ def recognise_task(prompt: str) -> tuple[str, str, str | None]:
         if match:
             return task, variant, match.group("prediction")
     return TASK_OTHER, "unknown", None
-
-
-# --------------------------------------------------------------------------- #
-# Files
-# --------------------------------------------------------------------------- #
-
-
-def find_files(root: Path, split: str, file: str | None) -> list[Path]:
-    """The data files to read, sorted; a clear error listing what was looked for when none."""
-    if file is not None:
-        given = Path(file)
-        target = given if given.is_absolute() else root / given
-        if any(c in str(file) for c in "*?["):
-            matches = sorted(Path(p) for p in globlib.glob(str(target), recursive=True))
-            files = [p for p in matches if p.is_file() and p.suffix in SUFFIXES]
-            if not files:
-                raise FileNotFoundError(f"sharegpt: no .json/.jsonl/.parquet file matches {target}")
-            return files
-        if target.is_dir():
-            return _folder_files(target)
-        if target.is_file():
-            return [target]
-        raise FileNotFoundError(f"sharegpt data file not found: {target}")
-    candidates = [
-        root / f"{split}.json",
-        root / f"{split}.jsonl",
-        root / split,
-        root / "prompts" / f"{split}.json",
-    ]
-    # data.zip: data/<DATASET>/prompts/<split>.json, with root the folder holding data/ or data/.
-    for pattern in (f"data/*/prompts/{split}.json", f"*/prompts/{split}.json"):
-        candidates += sorted(root.glob(pattern))
-    for candidate in candidates:
-        if candidate.is_file():
-            return [candidate]
-        if candidate.is_dir():
-            return _folder_files(candidate)
-    looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"sharegpt data for split {split!r} not found; looked for: {looked} (or set file:)"
-    )
-
-
-def _folder_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"sharegpt: no .json/.jsonl/.parquet file in {folder}")
-    return files
 
 
 def _samples(path: Path, source: str, rejects: Rejects) -> Iterator[tuple[int, Any]]:
@@ -277,7 +229,9 @@ def read(
 
     Rejects: ``bad_json``, ``bad_sample`` (no turns, or not one user turn then one assistant turn),
     ``image_count`` (not exactly one image, or ``<image>`` tags that do not match it),
-    ``empty_label``, ``unbalanced_braces``, ``dangling_script`` and the image reasons.
+    ``empty_label``, ``answer_too_long``, ``unbalanced_braces``, ``dangling_script`` (unless the
+    build keeps published answers: ``Rejects.keep_answers``) and the image reasons. A file pattern
+    or folder holding two editions of one set (``x.json`` and ``x_normalized.json``) is refused.
     ``meta`` holds ``label_file`` (the data file, relative to ``root``), ``line`` (its line, list
     index or parquet row), ``image_file``,
     ``prompt_variant``, ``prediction`` (error-driven prompts) and ``inverted``.
@@ -359,6 +313,10 @@ def _record(
     what = f"{record_id}"
     if not answer.strip():
         reject("empty_label", f"{what}: empty answer")
+        return None
+    too_long = length_problem(answer)
+    if too_long is not None:
+        reject(too_long[0], f"{what}: {too_long[1]}")
         return None
     if (
         task in checked_tasks()

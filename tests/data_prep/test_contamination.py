@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from data_prep.build import build_dataset
 from data_prep.build.contamination import (
@@ -101,11 +101,11 @@ def test_build_excludes_overlapping_images(tmp_path):
 
 def test_formula_overlap_reported_or_excluded_by_policy(tmp_path):
     test_root = _overlap_setup(tmp_path)
-    # Blank the test images so only the formulas overlap.
-    for path in (test_root / "test" / "img").iterdir():
-        Image.new("L", (40, 40), 255).save(path)
-    (test_root / "test" / "img" / "copy1.png").unlink()
-    Image.new("L", (50, 30), 0).save(test_root / "test" / "img" / "copy1.png")  # two blank images differ
+    # Replace the test images by simple shapes (blank ones are rejected) so only the formulas overlap.
+    for number, path in enumerate(sorted((test_root / "test" / "img").iterdir())):
+        shape = Image.new("L", (40, 40), 255)
+        ImageDraw.Draw(shape).ellipse([(4 + 3 * number, 6), (20 + 3 * number, 34)], outline=0, width=3)
+        shape.save(path)
     report_only = build_dataset(parse_recipe(_recipe(tmp_path, test_root)), progress=False)
     report = json.loads((report_only / "report.json").read_text())
     assert len(load_split(report_only, "train")) == 48

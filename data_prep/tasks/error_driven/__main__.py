@@ -2,4 +2,4 @@
 
 from data_prep.tasks.error_driven.cli import main
 
-main()
+raise SystemExit(main())

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import random
+import sys
 from pathlib import Path
 
 from data_prep.contract import (
@@ -14,11 +15,10 @@ from data_prep.contract import (
     normalize_answer,
 )
 from data_prep.io_utils import write_text_atomic
-from data_prep.predictions import iter_prediction_rows
 from data_prep.rejects import Rejects
 from data_prep.tasks.error_driven.confusions import ConfusionTable
 from data_prep.tasks.error_driven.marking import SOURCE
-from data_prep.tasks.error_driven.samples import read_predictions, samples_from_predictions
+from data_prep.tasks.error_driven.samples import prediction_rows, read_predictions, samples_from_predictions
 from data_prep.tasks.error_driven.synthetic import synthetic_errors
 
 # --------------------------------------------------------------------------- #
@@ -33,7 +33,7 @@ def _truth_records(args: argparse.Namespace, rejects: Rejects) -> list[tuple[Rec
         truths: dict[str, str] = {}
         for path in args.predictions:
             # First pass for the truths only; read_predictions below counts the rejects.
-            for row in iter_prediction_rows(path, Rejects(log=False)):
+            for row in prediction_rows(path, Rejects(log=False)):
                 truths.setdefault(row.id, row.gt)
             for base_id, wrong in read_predictions(path, rejects).items():
                 record = Record(base_id, "predictions", "train", TASK_MAIN, None, "", truths[base_id])
@@ -57,12 +57,19 @@ def _truth_records(args: argparse.Namespace, rejects: Rejects) -> list[tuple[Rec
     return jobs
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 with samples written, 1 when none could be made (nothing written), 2 when an
+    input cannot be read (one line)."""
     parser = argparse.ArgumentParser(
         description="Write error-driven detection/correction samples (text only; meta.base_id names "
         "the image's record) from eval predictions or, synthetically, from ID<TAB>LaTeX truths."
     )
-    parser.add_argument("--predictions", nargs="*", default=[], help="eval predictions JSONL files")
+    parser.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        help="eval predictions JSONL files, or the reference's *_pred.json (one JSON array)",
+    )
     parser.add_argument("--truths", help="ID<TAB>LaTeX lines (e.g. a CROHME caption file): synthetic mode")
     parser.add_argument("--confusions", help="confusion table JSON for synthetic mode (default built-in)")
     parser.add_argument("--per-record", type=int, default=2, help="wrong predictions used per record")
@@ -75,10 +82,22 @@ def main(argv: list[str] | None = None) -> None:
 
     rejects = Rejects()
     rows = []
-    for record, wrong, origin in _truth_records(args, rejects):
-        for sample in samples_from_predictions(record, wrong, args.per_record, origin, rejects):
-            row = sample.to_row()
-            del row["image"]
-            rows.append(json.dumps(row, ensure_ascii=False))
+    try:
+        for record, wrong, origin in _truth_records(args, rejects):
+            for sample in samples_from_predictions(record, wrong, args.per_record, origin, rejects):
+                row = sample.to_row()
+                del row["image"]
+                rows.append(json.dumps(row, ensure_ascii=False))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not rows:
+        print(
+            f"error: no error-driven sample could be made, nothing written to {args.output}; "
+            f"{rejects.summary().splitlines()[0]} (see the warnings above)",
+            file=sys.stderr,
+        )
+        return 1
     write_text_atomic(Path(args.output), "".join(f"{row}\n" for row in rows))
     print(f"wrote {len(rows)} error-driven samples to {args.output}; {rejects.summary()}")
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,7 +17,7 @@ from data_prep.contract import (
     prompt_for,
 )
 from data_prep.exprate import token_distance
-from data_prep.predictions import iter_prediction_rows
+from data_prep.predictions import PREDICTIONS_SOURCE, PredictionRow, iter_prediction_rows
 from data_prep.rejects import Rejects
 from data_prep.tasks.error_driven.marking import (
     RESERVED_TOKENS,
@@ -111,6 +112,57 @@ def samples_from_predictions(
     return out
 
 
+#: Keys of the reference's ``*_pred.json`` records (``example_data/<SET>/results/``).
+REFERENCE_KEYS = ("img_id", "gt", "pred")
+
+
+def _is_json_array(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"[")
+
+
+def prediction_rows(path: str | Path, rejects: Rejects) -> Iterable[PredictionRow]:
+    """The rows of an eval predictions JSONL file (``iter_prediction_rows``) or of the Uni-MuMER
+    reference's ``*_pred.json``: ONE JSON array of ``{"gt", "pred", "image_path", "img_id"}``
+    (``img_id`` is the id; an ``id`` key is taken too). A JSON array of anything else is refused
+    with one ``ValueError`` line; malformed records of a reference file are counted and skipped."""
+    path = Path(path)
+    if not _is_json_array(path):
+        return iter_prediction_rows(path, rejects)
+    try:
+        items = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: starts like a JSON array but is not one: {err}") from None
+    if items and not any(isinstance(i, dict) and {"gt", "pred"} <= i.keys() for i in items[:10]):
+        first = items[0] if not isinstance(items[0], dict) else sorted(items[0])
+        raise ValueError(
+            f"{path}: a JSON array, but not of the reference's prediction records "
+            f"({', '.join(REFERENCE_KEYS)}): its first item is {str(first)[:80]}"
+        )
+    return _reference_rows(path, items, rejects)
+
+
+def _reference_rows(path: Path, items: list, rejects: Rejects) -> Iterable[PredictionRow]:
+    for number, item in enumerate(items, start=1):
+        record_id = item.get("img_id", item.get("id")) if isinstance(item, dict) else None
+        fields = (record_id, item.get("gt"), item.get("pred")) if isinstance(item, dict) else ()
+        if len(fields) != 3 or not all(isinstance(f, str) for f in fields):
+            rejects.add(PREDICTIONS_SOURCE, "bad_record", path, number, "needs string img_id, gt and pred")
+            continue
+        if not record_id.strip() or not fields[1].strip():
+            rejects.add(PREDICTIONS_SOURCE, "empty_id_or_gt", path, number)
+            continue
+        yield PredictionRow(
+            id=record_id,
+            set="",
+            gt=normalize_answer(fields[1]),
+            pred=normalize_answer(fields[2]),
+            file=str(path),
+            line=number,
+        )
+
+
 def read_predictions(path: str | Path, rejects: Rejects | None = None) -> dict[str, list[str]]:
     """Wrong predictions per id from an eval predictions JSONL file (``id``, ``gt``, ``pred``).
 
@@ -120,7 +172,7 @@ def read_predictions(path: str | Path, rejects: Rejects | None = None) -> dict[s
     rejects = rejects if rejects is not None else Rejects()
     truths: dict[str, str] = {}
     wrong: dict[str, list[str]] = {}
-    for row in iter_prediction_rows(path, rejects):
+    for row in prediction_rows(path, rejects):
         if truths.setdefault(row.id, row.gt) != row.gt:
             rejects.add("predictions", "conflicting_gt", row.file, row.line, f"id {row.id}")
             continue
