@@ -163,9 +163,9 @@ def test_an_unwritable_lock_folder_ends_in_one_line(tmp_path, monkeypatch, caplo
     ("content", "expected"),
     [
         (b"output_dir: x\ntest_sets: [a\n  b: c", "not valid YAML"),
-        (b"- a\n- b\n", "expected a mapping, got list"),
+        (b"- a\n- b\n", "must be a YAML mapping of keys to values (`key: value`), not a list"),
         (b"output_dir: \xff\xfe\n", "not UTF-8"),
-        (b"", "expected a mapping, got NoneType"),
+        (b"", "missing required key(s) 'output_dir'"),
     ],
     ids=["malformed", "list", "not_utf8", "empty"],
 )
