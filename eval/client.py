@@ -1,10 +1,14 @@
 """A small client for a model served behind an OpenAI-compatible chat API (``vllm serve``).
 
     python -m eval.client --url http://localhost:8000 --model hmer formula.png
+    python -m eval.client --model-dir exports/merged formula.png   # the bounds that model was trained with
 
 The request carries exactly what training used: the image prepared by ``contract.prepare_image``
 (sent as a base64 PNG data URL, so the server's resize sees the same pixels) and the task's prompt
-from the contract, image first, no system turn. Served with the chat template the model was
+from the contract, image first, no system turn. The image is sized within the served model's pixel
+bounds: ``--model-dir`` reads them from the model folder (as the backends do), or ``--min-pixels`` /
+``--max-pixels`` give them; the contract's defaults otherwise. With other bounds than the server's
+``--mm-processor-kwargs`` the server resizes again and answers can differ. Served with the chat template the model was
 trained with, the server renders the same text as ``train.inputs.prompt_text``.
 
     from eval.client import build_request, send
@@ -109,6 +113,22 @@ def send(url: str, request: dict[str, Any], *, timeout: float = 120.0, api_key: 
         raise RuntimeError(f"unexpected answer from {endpoint(url)}: {json.dumps(body)[:500]}") from None
 
 
+def bounds_from_options(
+    model_dir: str | None = None, min_pixels: int | None = None, max_pixels: int | None = None
+) -> ImageBounds:
+    """The pixel bounds to prepare images with: explicit values win over the model folder's, which win
+    over the contract's defaults."""
+    base = DEFAULT_BOUNDS
+    if model_dir:
+        from train.modeling import saved_bounds
+
+        base = saved_bounds(model_dir) or DEFAULT_BOUNDS
+    return ImageBounds(
+        min_pixels=base.min_pixels if min_pixels is None else min_pixels,
+        max_pixels=base.max_pixels if max_pixels is None else max_pixels,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from data_prep.images import ImageError, read_image
     from eval.predict import INVERT_MODES, PREDICT_TASKS, list_images, prepare_for_model
@@ -128,14 +148,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--raw", action="store_true", help="print the whole answer, not only its LaTeX line")
+    parser.add_argument(
+        "--model-dir",
+        default=None,
+        help="the served model's folder: use the pixel bounds it was trained with",
+    )
+    parser.add_argument("--min-pixels", type=int, default=None, help="pixel bounds (override --model-dir's)")
+    parser.add_argument("--max-pixels", type=int, default=None)
     args = parser.parse_args(argv)
+    try:
+        bounds = bounds_from_options(args.model_dir, args.min_pixels, args.max_pixels)
+    except ValueError as err:
+        parser.error(str(err))
     failed = 0
     for path in list_images(args.inputs):
         try:
             image, _ = prepare_for_model(read_image(path), args.invert)
             answer = send(
                 args.url,
-                build_request(image, args.task, model=args.model, max_tokens=args.max_tokens),
+                build_request(image, args.task, model=args.model, bounds=bounds, max_tokens=args.max_tokens),
                 api_key=args.api_key,
             )
         except (ImageError, RuntimeError) as err:

@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -433,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = EvalArgs(**vars(build_parser().parse_args(argv)))
+    if argv is None and args.backend == "vllm":  # vLLM may live in its own environment (make install-vllm)
+        from eval.backends.vllm_env import run_under_vllm_env
+
+        run_under_vllm_env("eval.evaluate", sys.argv[1:])
     try:
         evaluate(args)
     except (TestSetNotFound, ModelLoadError, FileNotFoundError, ValueError) as err:

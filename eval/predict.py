@@ -210,6 +210,10 @@ def run(args: argparse.Namespace, backend: Any | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    if argv is None and args.backend == "vllm":  # vLLM may live in its own environment (make install-vllm)
+        from eval.backends.vllm_env import run_under_vllm_env
+
+        run_under_vllm_env("eval.predict", sys.argv[1:])
     try:
         return run(args)
     except (ValueError, OSError, ModelLoadError) as err:
