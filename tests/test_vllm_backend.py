@@ -219,3 +219,35 @@ def test_tiny_model_fits_vllm_cpu_attention(tiny_model_dir):
 
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert text_head_dim(config) >= MIN_CPU_HEAD_DIM
+
+
+def test_backend_vllm_without_a_vllm_environment_says_what_to_install(tmp_path, tiny_model_dir):
+    import subprocess
+
+    from eval.backends import vllm_importable
+    from tests.conftest import REPO, SAMPLES
+
+    if vllm_importable():
+        pytest.skip("vllm is importable here: nothing is re-run")
+    image = next((SAMPLES / "crohme2014_test" / "off_image_test").glob("*.bmp"))
+    env = {**__import__("os").environ, "HMER_VLLM_PYTHON": str(tmp_path / "no-such-python")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eval.predict",
+            "--backend",
+            "vllm",
+            "--model",
+            str(tiny_model_dir),
+            str(image),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: vllm is not installed")
+    assert "make install-vllm" in done.stderr
