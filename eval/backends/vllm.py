@@ -197,6 +197,14 @@ def _run_llm(llm: Any, requests: list[dict[str, Any]], params: dict[str, Any], l
     return [[c.text for c in out.outputs] for out in outputs]
 
 
+def shutdown_engine(llm: Any) -> None:
+    """Stop the engine-core process an ``LLM`` started. Dropping the ``LLM`` is not enough: a process
+    that exits without this leaves its engine core (and, on a CPU, its worker) running, orphaned."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
+
+
 def _lora_request(path: str | None):
     if path is None:
         return None
@@ -230,6 +238,14 @@ def _worker(conn: Any, env: dict[str, str], kwargs: dict[str, Any], lora_path: s
             conn.send(("ok", _run_llm(llm, requests, params, lora)))
         except Exception as err:
             conn.send(("error", f"{type(err).__name__}: {err}"))
+    shutdown_engine(llm)
+
+
+def _receive(conn: Any, rank: int) -> tuple[str, Any]:
+    try:
+        return conn.recv()
+    except EOFError:
+        return "error", f"worker {rank} exited without answering (see its log above)"
 
 
 def stop_workers(workers: list[tuple[Any, Any]]) -> None:
@@ -391,9 +407,10 @@ class VLLMBackend(Backend):
                 daemon=False,
             )
             process.start()
+            child.close()  # only the worker holds its end: if it dies, recv() ends (EOFError), not hangs
             self._workers.append((process, parent))
         for rank, (_, conn) in enumerate(self._workers):
-            status, detail = conn.recv()
+            status, detail = _receive(conn, rank)
             if status != "ready":
                 self.close()
                 raise RuntimeError(f"vLLM data-parallel worker {rank} failed to start: {detail}")
@@ -409,7 +426,7 @@ class VLLMBackend(Backend):
             conn.send((shard, params))
         results: list[list[str]] = []
         for rank, ((_, conn), _) in enumerate(zip(self._workers, shards)):
-            status, payload = conn.recv()
+            status, payload = _receive(conn, rank)
             if status != "ok":
                 raise RuntimeError(f"vLLM data-parallel worker {rank}: {payload}")
             results += payload
@@ -437,6 +454,8 @@ class VLLMBackend(Backend):
 
     def close(self) -> None:
         stop_workers(self._workers)  # the same list the finalizer holds
+        if self._llm is not None:
+            shutdown_engine(self._llm)
         self._llm = None
         if self._tmp is not None:
             self._tmp.cleanup()
