@@ -145,16 +145,19 @@ class ClientArgs:
     max_pixels: int | None = dataclasses.field(default=None, metadata={"help": "see --min-pixels"})
 
     def __post_init__(self) -> None:
-        if self.min_pixels is not None or self.max_pixels is not None:
-            self.bounds()  # validates them (ImageBounds raises a one-line ValueError)
+        if self.model_dir or self.min_pixels is not None or self.max_pixels is not None:
+            self.bounds()  # validates them: a one-line ValueError (the parser prints it)
 
     def bounds(self) -> ImageBounds:
         """The pixel bounds to prepare images with (reads ``model_dir``'s recorded bounds)."""
         base = DEFAULT_BOUNDS
         if self.model_dir:
-            from train.modeling import saved_bounds
+            from train.modeling import ModelLoadError, saved_bounds
 
-            base = saved_bounds(self.model_dir) or DEFAULT_BOUNDS
+            try:
+                base = saved_bounds(self.model_dir) or DEFAULT_BOUNDS
+            except ModelLoadError as err:
+                raise ValueError(f"--model-dir: {err}") from None
         return ImageBounds(
             min_pixels=base.min_pixels if self.min_pixels is None else self.min_pixels,
             max_pixels=base.max_pixels if self.max_pixels is None else self.max_pixels,
