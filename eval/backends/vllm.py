@@ -38,7 +38,7 @@ from typing import Any
 from PIL import Image
 
 from eval.backends.base import Backend, BackendOptions, stop_token_ids
-from eval.backends.vllm_cpu import core_shares, cpu_refusal, running_on_cpu
+from eval.backends.vllm_cpu import core_shares, cpu_engine_options, cpu_refusal, running_on_cpu
 from eval.backends.vllm_lora import AdapterPlan, inspect_adapter, merge_for_vllm
 from eval.backends.vllm_requests import (  # noqa: F401 (the request API, re-exported)
     VLLM_LORA_RANKS,
@@ -230,9 +230,7 @@ class VLLMBackend(Backend):
                 weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model", source=source))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
         if on_cpu:
-            # torch.compile of the model takes minutes on a CPU (the tiny model's engine start: 122 s
-            # compiled vs a few s eager); the CPU build is for checks, not for speed.
-            engine_options = {"enforce_eager": True, **engine_options}
+            engine_options = {**cpu_engine_options(), **engine_options}
         self.processor = load_processor(source, options.bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
         kwargs = engine_kwargs(

