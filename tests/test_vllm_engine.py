@@ -87,8 +87,12 @@ def complete_text(text: str) -> str:
 def agreement(ours: list[str], theirs: list[str], what: str, min_distinct: int = 1) -> int:
     assert len(ours) == len(theirs)
     same = sum(complete_text(a) == complete_text(b) for a, b in zip(ours, theirs))
+    raw = sum(a == b for a, b in zip(ours, theirs))
     distinct = len(set(theirs))
-    print(f"{what}: {same}/{len(ours)} identical greedy predictions ({distinct} distinct answers)")
+    print(
+        f"{what}: {same}/{len(ours)} identical greedy predictions ({raw} byte for byte; "
+        f"{distinct} distinct answers)"
+    )
     assert distinct >= min_distinct, (
         f"{what}: the HF answers barely depend on the image ({distinct} distinct)"
     )
