@@ -187,10 +187,13 @@ def test_cpu_data_parallel_replicas_get_their_own_cores(fake_vllm, tiny_model_di
     captured = []
     monkeypatch.setattr(
         "eval.backends.vllm.VLLMBackend._start_workers",
-        lambda self, kwargs, lora, tp, dp, on_cpu: captured.append((kwargs["dtype"], on_cpu)),
+        lambda self, kwargs, lora, tp, dp, on_cpu: captured.append(kwargs),
     )
     VLLMBackend(str(tiny_model_dir), BackendOptions(dp=2, max_new_tokens=4)).close()
-    assert captured == [("float32", True)]  # dtype auto is float32 on a CPU, as on the HF backend
+    (kwargs,) = captured
+    assert kwargs["dtype"] == "float32"  # dtype auto is float32 on a CPU, as on the HF backend
+    # Eager, and a fixed KV cache: without one the CPU worker reserves 92% of the RAM or refuses.
+    assert kwargs["enforce_eager"] is True and kwargs["kv_cache_memory_bytes"] == 4 * 1024**3
     assert vllm_cpu.core_shares(2, [0, 1, 2, 3]) == ["0,1", "2,3"]
     assert vllm_cpu.core_shares(3, [0, 1]) == ["0", "1", "0"]
 
@@ -253,3 +256,14 @@ def test_backend_vllm_without_a_vllm_environment_says_what_to_install(tmp_path, 
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("error: vllm is not installed")
     assert "make install-vllm" in done.stderr
+
+
+def test_cpu_server_gets_the_backends_cpu_settings_and_the_models_bounds(tiny_model_dir):
+    from eval.backends.vllm_serve import server_argv
+
+    argv = server_argv(str(tiny_model_dir), port=8123, on_cpu=True)
+    flags = dict(zip(argv, argv[1:]))
+    assert "--enforce-eager" in argv and flags["--kv-cache-memory-bytes"] == str(4 * 1024**3)
+    assert flags["--dtype"] == "float32" and flags["--port"] == "8123"
+    assert json.loads(flags["--mm-processor-kwargs"]) == {"min_pixels": 3136, "max_pixels": 262144}
+    assert "--kv-cache-memory-bytes" not in server_argv(str(tiny_model_dir), on_cpu=False)
