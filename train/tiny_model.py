@@ -113,19 +113,41 @@ def build_tokenizer(vocab_size: int = 640):
 
 #: Size presets: ``tiny`` (tests: fastest), ``reader`` (the demo's proof of learning: twice as wide,
 #: enough to learn to read short rendered formulas on a CPU in about two minutes).
+#: Both keep the text model's head_dim (hidden_size / num_heads) at 32: vLLM's CPU attention refuses
+#: head_dim < 32 ("Unsupported CPU attention configuration: head_dim=16"), so ``tiny`` has 2 query
+#: heads sharing 1 key/value head (grouped-query attention, as in Qwen) rather than 4 of width 16.
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": {"hidden_size": 64, "num_layers": 2, "vision_depth": 2, "vision_hidden_size": 32},
-    "reader": {"hidden_size": 128, "num_layers": 2, "vision_depth": 2, "vision_hidden_size": 64},
+    "tiny": {
+        "hidden_size": 64,
+        "num_layers": 2,
+        "vision_depth": 2,
+        "vision_hidden_size": 32,
+        "num_heads": 2,
+        "num_kv_heads": 1,
+    },
+    "reader": {
+        "hidden_size": 128,
+        "num_layers": 2,
+        "vision_depth": 2,
+        "vision_hidden_size": 64,
+        "num_heads": 4,
+        "num_kv_heads": 2,
+    },
 }
 
 
 def tiny_config(
-    tokenizer, hidden_size: int = 64, num_layers: int = 2, vision_depth: int = 2, vision_hidden_size: int = 32
+    tokenizer,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_depth: int = 2,
+    vision_hidden_size: int = 32,
+    num_heads: int = 2,
+    num_kv_heads: int = 1,
 ):
     """A Qwen2.5-VL config with the real model's structure at toy width."""
     from transformers import Qwen2_5_VLConfig
 
-    num_heads = 4
     head_dim = hidden_size // num_heads
     # M-RoPE splits each head's rotary half into (temporal, height, width) sections.
     half = head_dim // 2
@@ -138,7 +160,7 @@ def tiny_config(
             "intermediate_size": hidden_size * 2,
             "num_hidden_layers": num_layers,
             "num_attention_heads": num_heads,
-            "num_key_value_heads": 2,
+            "num_key_value_heads": num_kv_heads,
             "max_position_embeddings": 4096,
             "rope_parameters": {
                 "rope_type": "default",

