@@ -41,7 +41,7 @@ def cpu_engine_options() -> dict[str, Any]:
 
 def running_on_cpu() -> bool:
     """True when vLLM will run on the CPU (no CUDA GPU visible)."""
-    from eval.backends import cuda_available
+    from eval.backends.base import cuda_available
 
     return not cuda_available()
 
