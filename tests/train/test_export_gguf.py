@@ -87,7 +87,13 @@ def test_make_export_format_gguf_from_an_adapter(adapter_dir, tmp_path):  # noqa
     out = tmp_path / "gguf"
     args = ["--adapter", str(adapter_dir), "--format", "gguf", "--output-dir", str(out)]
     assert export.main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["mmproj-model-f16.gguf", "model-f16.gguf"]
+    # The pair, and the provenance record every export carries (what it was made from).
+    assert sorted(p.name for p in out.iterdir()) == [
+        "export_provenance.json",
+        "mmproj-model-f16.gguf",
+        "model-f16.gguf",
+    ]
+    assert json.loads((out / "export_provenance.json").read_text())["export_format"] == "gguf"
     assert not list(tmp_path.glob(".merged-for-gguf.*"))  # the intermediate merge is cleaned up
 
 
