@@ -21,14 +21,14 @@ from data_prep.build.contamination import ContaminationIndex, Fingerprint
 from data_prep.build.recipe import DEFAULT_MAX_REJECT_FRACTION, DataRecipe, RecipeError, SourceSpec
 from data_prep.build.records import Prepared, where_of
 from data_prep.build.results import SplitResult, split_problem
-from data_prep.build.screening import passes_contamination
 from data_prep.build.safety import check_output_dir, remove_leftovers, remove_own_files
+from data_prep.build.screening import passes_contamination
 from data_prep.build.state import ShardStats, rejects_from_state, rejects_to_state
 from data_prep.build.stream import SplitPlan, load_confusions, plan_splits, prepared_stream
 from data_prep.contract import Record, record_features
 from data_prep.dataset import MANIFEST, shard_name, write_shard
 from data_prep.fingerprint import rows_fingerprint, split_fingerprint
-from data_prep.io_utils import atomic_output, file_sha256, write_json_atomic
+from data_prep.io_utils import file_sha256, write_json_atomic
 from data_prep.rejects import Reject, Rejects, TooManyRejects
 
 logger = logging.getLogger("data_prep.build")
@@ -294,7 +294,9 @@ class DatasetBuilder:
             )
             return
         if plan.is_train and len(self.index):
-            if not passes_contamination(self.recipe.contamination, self.index, spec.name, prepared, current, excluded):
+            if not passes_contamination(
+                self.recipe.contamination, self.index, spec.name, prepared, current, excluded
+            ):
                 return
         for reject in prepared.rejects:
             task_rejects.add(reject.source, reject.reason, reject.file, reject.line, reject.detail)
@@ -349,7 +351,10 @@ class DatasetBuilder:
         # The arrow schema of the record features carries the HF metadata that `datasets` reads
         # back (the Image feature).
         schema = self.features.arrow_schema
-        write_shard(path, pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema))
+        write_shard(
+            path,
+            pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema),
+        )
 
     def _merge_into_last(
         self, work_dir: Path, entry: dict[str, Any], current: ShardStats, checkpoint: dict[str, Any]

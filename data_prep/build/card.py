@@ -26,6 +26,7 @@ UPLOAD_PATTERNS = ("README.md", "*/shard-*.parquet", "report.json", "report.md",
 #: Never sent, whatever matches above (huggingface_hub's ``*`` also matches ``/``).
 IGNORE_PATTERNS = (".build/*", ".cache/*", "sharegpt/*", "manifest.json", "*.tmp")
 
+
 def card_text(report: dict[str, Any], recipe) -> str:
     """The card for a finished build (``report`` as :func:`data_prep.build.report.build_report` makes it)."""
     splits = report["splits"]

@@ -44,7 +44,6 @@ class SplitResult:
         return sum(sum(s.rows.values()) for s in self.stats)
 
 
-
 def split_problem(
     plan: SplitPlan, result: SplitResult, results: list[SplitResult], limit: float | None
 ) -> str | None:

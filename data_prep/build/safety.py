@@ -11,7 +11,6 @@ it.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
