@@ -42,37 +42,6 @@ def _check(code: int | None, stage: str) -> None:
         raise DemoStageError(f"{stage} failed with exit status {code} (see the messages above)")
 
 
-def write_control_split(data_dir: Path, split: str, control_dir: Path, control: str) -> int:
-    """A copy of ``split`` in which every item shows another item's image: the next item (cyclically)
-    whose answer differs (so a second rendering of the same formula is never the replacement).
-
-    Written as a split of its own dataset folder, so ``eval.evaluate`` scores it like any test set.
-    Returns the number of rows.
-    """
-    import pyarrow as pa
-
-    from data_prep.dataset import read_split_table, write_split
-
-    table = read_split_table(data_dir, split)
-    if table.num_rows < 2:
-        raise DemoStageError(f"split {split} has {table.num_rows} row(s); a control needs two or more")
-    answers = table.column("answer").to_pylist()
-    n = len(answers)
-    donors = []
-    for i, answer in enumerate(answers):
-        donor = next((j % n for j in range(i + 1, i + n) if answers[j % n] != answer), None)
-        if donor is None:
-            raise DemoStageError(f"every item of {split} has the same answer; no control is possible")
-        donors.append(donor)
-    swapped = table.column("image").take(pa.array(donors))
-    field = table.schema.get_field_index("image")
-    control_table = table.set_column(field, table.schema.field("image"), swapped)
-    out = control_dir / control
-    shutil.rmtree(out, ignore_errors=True)
-    write_split(control_dir, control, control_table)
-    return table.num_rows
-
-
 def _scores(eval_dir: Path, name: str) -> dict[str, Any]:
     summary = json.loads((eval_dir / "summary.json").read_text())
     scores = summary["sets"][name]
@@ -108,6 +77,7 @@ def prove_learning(
         learning_json.unlink(missing_ok=True)  # a failed run must not leave an earlier run's figures
     from data_prep import build
     from eval import evaluate
+    from eval.control import ControlError, write_control_split
     from train import sft
     from train.tiny_model import build_tiny_model
 
@@ -122,7 +92,10 @@ def prove_learning(
     train_args = ["--config", str(TRAIN_RECIPE), "--model_name_or_path", str(reader_model)]
     train_args += ["--dataset_dir", str(data_dir), "--output_dir", str(model_dir), *(train_overrides or [])]
     _check(sft.main(train_args), "fine-tuning on rendered formulas")
-    write_control_split(data_dir, HELDOUT, control_dir, CONTROL)
+    try:
+        write_control_split(data_dir, HELDOUT, control_dir, CONTROL)
+    except ControlError as err:
+        raise DemoStageError(str(err)) from None
     figures: dict[str, Any] = {}
     for name, folder, out in (
         (HELDOUT, data_dir, eval_dir / "heldout"),

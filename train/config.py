@@ -89,6 +89,14 @@ class ScriptArguments:
     max_train_samples: int | None = dataclasses.field(
         default=None, metadata={"help": "Use only the first N training samples (smoke runs)."}
     )
+    train_tasks: list[str] | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "Train only on rows of these tasks (names from data_prep.tasks.registry, e.g. "
+            "main tree_cot); default: every row of the split. One build then serves several task "
+            "mixtures with the same main-task rows (benchmarks.ablation_mini)."
+        },
+    )
     max_length: int = dataclasses.field(
         default=2048,
         metadata={"help": "Token cutoff; longer samples are skipped and counted, never truncated."},

@@ -11,6 +11,7 @@ or adapter, the processor files and ``run_summary.json``; it loads with
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sys
@@ -46,11 +47,34 @@ def load_train_dataset(script_args: ScriptArguments):
         dataset = load_split(script_args.dataset_dir, script_args.train_split)
     except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
         raise RecipeError(f"cannot load the training data: {err}") from err
+    if script_args.train_tasks:
+        dataset = select_tasks(dataset, script_args.train_tasks, script_args.train_split)
     if script_args.max_train_samples is not None:
         dataset = dataset.select(range(min(script_args.max_train_samples, len(dataset))))
     if len(dataset) == 0:
         raise RecipeError(f"split {script_args.train_split!r} of {script_args.dataset_dir} is empty")
     return dataset
+
+
+def select_tasks(dataset, tasks: Sequence[str], split: str):
+    """The rows of ``dataset`` whose task is in ``tasks``; a task unknown to the task table, or one
+    the split has no rows of, is a recipe error (a misspelt name must not train on nothing)."""
+    from data_prep.tasks.registry import task_names
+
+    unknown = sorted(set(tasks) - set(task_names()))
+    if unknown:
+        raise RecipeError(f"train_tasks: unknown task(s) {unknown}; known: {', '.join(task_names())}")
+    present = collections.Counter(dataset["task"])
+    missing = sorted(t for t in set(tasks) if not present.get(t))
+    if missing:
+        have = ", ".join(f"{t} ({n})" for t, n in sorted(present.items()))
+        raise RecipeError(f"train_tasks: split {split!r} has no rows of {missing}; it has {have}")
+    wanted = set(tasks)
+    kept = dataset.filter(lambda task: task in wanted, input_columns="task")
+    logger.info(
+        "training on the %s rows only: %d of %d rows", " + ".join(sorted(wanted)), len(kept), len(dataset)
+    )
+    return kept
 
 
 def load_eval_dataset(script_args: ScriptArguments, train_dataset, seed: int):

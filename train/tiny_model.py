@@ -133,6 +133,14 @@ SIZES: dict[str, dict[str, int]] = {
         "num_heads": 4,
         "num_kv_heads": 2,
     },
+    "structure": {
+        "hidden_size": 256,
+        "num_layers": 4,
+        "vision_depth": 2,
+        "vision_hidden_size": 128,
+        "num_heads": 8,
+        "num_kv_heads": 4,
+    },
 }
 
 

@@ -163,6 +163,10 @@ def _join_key(rows_a: Sequence[PredictionRow], rows_b: Sequence[PredictionRow]):
     return (lambda r: r.id) if single else (lambda r: f"{r.set}/{r.id}")
 
 
+def _within(row: PredictionRow, max_distance: int) -> bool:
+    return row.distance is not None and row.distance <= max_distance
+
+
 def compare_rows(
     rows_a: Sequence[PredictionRow],
     rows_b: Sequence[PredictionRow],
@@ -171,8 +175,11 @@ def compare_rows(
     n_resamples: int = 10_000,
     seed: int = 0,
     n_examples: int = 5,
+    max_distance: int = 0,
 ) -> Comparison:
-    """Compare two lists of scored rows (ids unique within each list) on their shared items."""
+    """Compare two lists of scored rows (ids unique within each list) on their shared items. An item
+    counts as right when its token distance is at most ``max_distance``: 0 compares ExpRate, 1 the
+    <=1 rate (the same interval and test on that criterion)."""
     key = _join_key(rows_a, rows_b)
     by_a = {key(r): r for r in rows_a}
     by_b = {key(r): r for r in rows_b}
@@ -182,8 +189,8 @@ def compare_rows(
     only_in_a = [k for k in by_a if k not in by_b]
     only_in_b = [k for k in by_b if k not in by_a]
     gt_mismatch = [k for k in shared if by_a[k].gt.split() != by_b[k].gt.split()]
-    correct_a = np.array([by_a[k].distance == 0 for k in shared], dtype=bool)
-    correct_b = np.array([by_b[k].distance == 0 for k in shared], dtype=bool)
+    correct_a = np.array([_within(by_a[k], max_distance) for k in shared], dtype=bool)
+    correct_b = np.array([_within(by_b[k], max_distance) for k in shared], dtype=bool)
     only_a = [k for k, ca, cb in zip(shared, correct_a, correct_b) if ca and not cb]
     only_b = [k for k, ca, cb in zip(shared, correct_a, correct_b) if cb and not ca]
 

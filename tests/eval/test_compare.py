@@ -93,3 +93,19 @@ def test_cli_compares_two_files(tmp_path, capsys):
     assert (out / "run_a" / "summary.md").is_file() and (out / "run_b" / "report.html").is_file()
     assert main(args) == 0
     assert json.loads((out / "compare.json").read_text())["ci"] == saved["ci"]  # same seed, same CI
+
+
+def test_compare_at_distance_one_counts_near_misses_as_right():
+    # truth "a b c": A is one token off on item 1, B two tokens off; both exact on item 2.
+    a = [
+        PredictionRow(id="1", set="s", gt="a b c", pred="a b d"),
+        PredictionRow(id="2", set="s", gt="x", pred="x"),
+    ]
+    b = [
+        PredictionRow(id="1", set="s", gt="a b c", pred="a d d"),
+        PredictionRow(id="2", set="s", gt="x", pred="x"),
+    ]
+    exact = compare_rows(a, b, n_resamples=0)
+    near = compare_rows(a, b, n_resamples=0, max_distance=1)
+    assert (exact.exprate_a, exact.exprate_b, exact.only_a_right) == (50.0, 50.0, 0)
+    assert (near.exprate_a, near.exprate_b, near.only_a_right, near.only_b_right) == (100.0, 50.0, 1, 0)

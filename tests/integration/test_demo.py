@@ -28,7 +28,8 @@ def test_control_split_shows_every_item_another_items_image(tmp_path):
 
     from data_prep.build import build_dataset
     from data_prep.build.recipe import load_recipe
-    from scripts.learning_demo import DATA_RECIPE, HELDOUT, write_control_split
+    from eval.control import write_control_split
+    from scripts.learning_demo import DATA_RECIPE, HELDOUT
 
     recipe = load_recipe(DATA_RECIPE)
     test_only = recipe.__class__(**{**recipe.__dict__, "train": (), "output_dir": str(tmp_path / "data")})

@@ -1,0 +1,83 @@
+"""What every learning benchmark writes beside its figures: the command, the commit, the machine,
+the data recipe's contamination report, and a smoke variant of a data recipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def machine() -> dict[str, Any]:
+    """The CPU, its cores and the torch threads a run used (figures move with all three)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def provenance(started: float, finished: float) -> dict[str, Any]:
+    from train.run_folder import git_commit
+
+    return {
+        "command": "python -m " + " ".join(shlex.quote(a) for a in [_module(), *sys.argv[1:]]),
+        "git": git_commit(REPO),
+        "machine": machine(),
+        "wall_seconds": round(finished - started, 1),
+    }
+
+
+def _module() -> str:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem
+
+
+def contamination(data_dir: Path) -> dict[str, Any]:
+    """The build's contamination figures (report.json), e.g. how many training renderings of a
+    held-out formula were held back."""
+    report = json.loads((Path(data_dir) / "report.json").read_text(encoding="utf-8"))
+    return report.get("contamination", {})
+
+
+def smoke_recipe(recipe: Path, out: Path, counts: dict[str, int]) -> Path:
+    """A copy of data recipe ``recipe`` with the corpus ``count`` of each named source replaced
+    (``{"structure_train": 64}``), written to ``out``: the smoke run builds the real recipe, small."""
+    import yaml
+
+    from data_prep.io_utils import write_text_atomic
+    from data_prep.recipe_file import read_recipe_mapping
+
+    data = read_recipe_mapping(recipe, what="data recipe")
+    seen = set()
+    for section in ("train", "test_sets"):
+        for source in data.get(section) or []:
+            if source.get("name") in counts:
+                options = dict(source["options"])
+                options["corpus"] = {**options["corpus"], "count": counts[source["name"]]}
+                source["options"] = options
+                seen.add(source["name"])
+    missing = sorted(set(counts) - seen)
+    if missing:
+        raise ValueError(f"{recipe}: no source named {missing}")
+    write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
+    return out
