@@ -37,7 +37,8 @@ export MKL_NUM_THREADS = $(THREADS)
 
 .PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test test-slow quality demo \
         tiny-model data finetune eval eval-crohme eval-hme100k mine-errors score export predict bench \
-        bench-data bench-train bench-eval clean clean-models install-app app katex-optional install-vllm serve
+        bench-data bench-train bench-eval bench-learning ablation-mini clean clean-models install-app app katex-optional \
+        install-vllm serve
 
 help:  ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -189,6 +190,12 @@ bench-train: $(STAMP)  ## Training throughput and memory (real 3B architecture, 
 
 bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
 	$(PY) -m benchmarks.bench_eval $(ARGS)
+
+bench-learning: $(STAMP)  ## Structure learned on the CPU: tiny model on rendered scripts/fractions/roots (~45 min; ARGS=--smoke: <1 min)
+	$(PY) -m benchmarks.learning_structure $(ARGS)
+
+ablation-mini: $(STAMP)  ## Uni-MuMER's ablation in miniature: 6 arms x 3 seeds, compared with main-only (~2 h; ARGS=--smoke)
+	$(PY) -m benchmarks.ablation_mini $(ARGS)
 
 check-3b: $(STAMP)  ## One QLoRA step of the real 3B architecture on the CPU (random weights, ~13 GiB RAM, minutes)
 	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.check_3b $(ARGS)

@@ -89,7 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke", action="store_true", help="a few rows and steps: checks the chain, not the effect"
     )
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds to run now")
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated seeds to run now (default 1,2,3; --smoke: 1)"
+    )
     parser.add_argument(
         "--arms", default=",".join(ARM_NAMES), help=f"comma-separated arms ({', '.join(ARM_NAMES)})"
     )
@@ -317,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     started = time.time()
-    seeds = [int(s) for s in _csv(args.seeds, what="seeds")]
+    default_seeds = "1" if args.smoke else ",".join(map(str, SEEDS))
+    seeds = [int(s) for s in _csv(args.seeds or default_seeds, what="seeds")]
     arm_names = _csv(args.arms, ARM_NAMES, "arms")
     out = args.output_dir or REPO / "outputs" / "bench" / (
         "ablation_mini_smoke" if args.smoke else "ablation_mini"
