@@ -37,7 +37,7 @@ export MKL_NUM_THREADS = $(THREADS)
 
 .PHONY: help install install-gpu install-quant check-deps check-3b gpu-check gpu-wheels test test-slow quality demo \
         tiny-model data finetune eval eval-crohme eval-hme100k mine-errors score export predict bench \
-        bench-data bench-train bench-eval bench-learning ablation-mini clean clean-models install-app app katex-optional \
+        bench-data bench-train bench-eval bench-gguf bench-learning ablation-mini clean clean-models install-app app katex-optional \
         install-vllm serve
 
 help:  ## List the targets
@@ -190,6 +190,9 @@ bench-train: $(STAMP)  ## Training throughput and memory (real 3B architecture, 
 
 bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
 	$(PY) -m benchmarks.bench_eval $(ARGS)
+
+bench-gguf: $(STAMP) $(LLAMA_CPP)  ## GGUF through llama.cpp (built once from the PyPI sdist, ~11 min) vs HF on held-out images (after make demo)
+	$(PY) -m benchmarks.bench_gguf $(ARGS)
 
 bench-learning: $(STAMP)  ## Structure learned on the CPU: tiny model on rendered scripts/fractions/roots (~45 min; ARGS=--smoke: <1 min)
 	$(PY) -m benchmarks.learning_structure $(ARGS)

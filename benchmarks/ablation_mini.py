@@ -314,6 +314,9 @@ def _p(entry: dict[str, Any], key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.learning.kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()
     from data_prep.io_utils import write_json_atomic, write_text_atomic
     from train.tiny_model import build_tiny_model
 

@@ -140,6 +140,9 @@ def describe(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.learning.kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()
     from benchmarks.learning.experiment import ExperimentError
 
     args = parse_args(argv)

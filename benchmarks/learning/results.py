@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.learning.kernels import AVX2_CAPS
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +32,8 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "kernel_caps": {key: os.environ.get(key) for key in AVX2_CAPS},
         "python": platform.python_version(),
         "torch": torch.__version__,
     }

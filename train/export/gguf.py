@@ -60,6 +60,47 @@ def converter_dir(cache: str | Path | None = None) -> Path:
     return base / f"llama-cpp-python-{LLAMA_CPP_PYTHON_VERSION}"
 
 
+def download_sdist(directory: str | Path) -> Path:
+    """The pinned llama-cpp-python sdist from PyPI (``pip download``) into ``directory``; its path."""
+    spec = f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-binary",
+        ":all:",
+        "--no-deps",
+        spec,
+        "-d",
+        str(directory),
+    ]
+    subprocess.run(command, check=True)
+    sdists = list(Path(directory).glob("llama_cpp_python-*.tar.gz"))
+    if len(sdists) != 1:
+        raise GGUFError(f"pip download left {len(sdists)} sdists in {directory}")
+    return sdists[0]
+
+
+def extract_vendor(sdist: Path, staging: Path, keep: tuple[str, ...] | None = _KEEP) -> Path:
+    """Unpack the sdist's ``vendor/llama.cpp/`` into ``staging`` (only the paths starting with
+    ``keep``; None: all of llama.cpp's sources, for a build)."""
+    prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
+    with tarfile.open(sdist) as archive:
+        members = []
+        for member in archive.getmembers():
+            if not member.name.startswith(prefix):
+                continue
+            rel = member.name[len(prefix) :]
+            if rel and (keep is None or rel.startswith(keep)) and (member.isfile() or member.isdir()):
+                member.name = rel
+                members.append(member)
+        archive.extractall(staging, members=members, filter="data")
+    if not (staging / "convert_hf_to_gguf.py").is_file():
+        raise GGUFError(f"the sdist {sdist.name} has no vendor/llama.cpp/convert_hf_to_gguf.py")
+    return staging
+
+
 def fetch(cache: str | Path | None = None) -> Path:
     """Download the pinned sdist from PyPI (pip) and unpack the converter into the cache, atomically."""
     target = converter_dir(cache)
@@ -67,37 +108,7 @@ def fetch(cache: str | Path | None = None) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        spec = f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-binary",
-            ":all:",
-            "--no-deps",
-            spec,
-            "-d",
-            tmp,
-        ]
-        subprocess.run(command, check=True)
-        sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
-        if len(sdists) != 1:
-            raise GGUFError(f"pip download left {len(sdists)} sdists in {tmp}")
-        staging = Path(tmp) / "staging"
-        prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
-        with tarfile.open(sdists[0]) as archive:
-            members = []
-            for member in archive.getmembers():
-                if not member.name.startswith(prefix):
-                    continue
-                rel = member.name[len(prefix) :]
-                if rel.startswith(_KEEP) and (member.isfile() or member.isdir()):
-                    member.name = rel
-                    members.append(member)
-            archive.extractall(staging, members=members, filter="data")
-        if not (staging / "convert_hf_to_gguf.py").is_file():
-            raise GGUFError(f"the sdist of {spec} has no vendor/llama.cpp/convert_hf_to_gguf.py")
+        staging = extract_vendor(download_sdist(tmp), Path(tmp) / "staging")
         os.replace(staging, target)
     return target
 
