@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--report-only", action="store_true", help="write the table from the finished arms; train nothing"
     )
     parser.add_argument("--progress", action="store_true", help="progress bars (default: log lines only)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def _csv(text: str, known: tuple[str, ...] | None = None, what: str = "") -> list[str]:
@@ -369,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
         "data_recipe": str(DATA_RECIPE.relative_to(REPO)),
         "train_recipe": str(TRAIN_RECIPE.relative_to(REPO)),
-        **provenance(started, time.time()),
+        **provenance("benchmarks.ablation_mini", args.argv, started, time.time()),
     }
     write_json_atomic(results, summary)
     write_text_atomic(results.with_suffix(".md"), to_markdown(table))

@@ -22,6 +22,7 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,7 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel compile jobs")
     parser.add_argument("--output-dir", type=Path, default=REPO / "outputs" / "bench" / "gguf")
     parser.add_argument("--results", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "llama_seconds_per_image": round((time.time() - llama_started) / max(n, 1), 3),
         **build,
         "disagreements": [i for i in items if not i["same"]][:20],
-        **provenance(started, time.time()),
+        **provenance("benchmarks.bench_gguf", args.argv, started, time.time()),
     }
     write_json_atomic(args.results, summary)
     return summary

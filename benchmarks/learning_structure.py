@@ -18,6 +18,7 @@ run and a finished arm are each picked up where they stopped.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--train-overrides", nargs=argparse.REMAINDER, default=[], help="extra train.sft flags, last"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "data_recipe": str(DATA_RECIPE.relative_to(REPO)),
         "train_recipe": str(TRAIN_RECIPE.relative_to(REPO)),
         "train_overrides": arm.train_overrides,
-        **provenance(started, finished),
+        **provenance("benchmarks.learning_structure", args.argv, started, finished),
     }
     results.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results, summary)

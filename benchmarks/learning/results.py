@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,16 @@ def machine() -> dict[str, Any]:
     }
 
 
-def provenance(started: float, finished: float) -> dict[str, Any]:
+def provenance(module: str, argv: list[str], started: float, finished: float) -> dict[str, Any]:
+    """The command (``python -m module argv...``), the commit, the machine and the wall time."""
     from train.run_folder import git_commit
 
     return {
-        "command": "python -m " + " ".join(shlex.quote(a) for a in [_module(), *sys.argv[1:]]),
+        "command": " ".join(shlex.quote(a) for a in ["python", "-m", module, *argv]),
         "git": git_commit(REPO),
         "machine": machine(),
         "wall_seconds": round(finished - started, 1),
     }
-
-
-def _module() -> str:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    return spec.name if spec is not None else Path(sys.argv[0]).stem
 
 
 def contamination(data_dir: Path) -> dict[str, Any]:
