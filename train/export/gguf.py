@@ -331,6 +331,12 @@ def presize(image_path: str | Path, output: str | Path, min_pixels: int, max_pix
     return width, height
 
 
+def image_token_bounds(min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """The pixel bounds as llama.cpp's image-token bounds (``--image-min-tokens`` /
+    ``--image-max-tokens``): one token per 28 x 28 pixels."""
+    return max(1, min_pixels // (28 * 28)), max(1, max_pixels // (28 * 28))
+
+
 def gguf_bounds(path: str | Path, cache: str | Path | None = None) -> tuple[int, int]:
     """The ``hmer.image.*`` bounds stored in a GGUF file (read with the cached gguf-py)."""
     sys.path.insert(0, str(converter_dir(cache) / "gguf-py"))
@@ -373,7 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 raise GGUFError("give --gguf FILE or both --min-pixels and --max-pixels")
             width, height = presize(args.image, args.output, *bounds)
-            print(f"{args.output}: {width}x{height}")
+            low, high = image_token_bounds(*bounds)
+            print(
+                f"{args.output}: {width}x{height}; run llama-mtmd-cli with --image-min-tokens {low} --image-max-tokens {high}"
+            )
         elif args.command == "fetch":
             print(fetch(args.cache))
         else:
