@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning.experiment import Arm, ExperimentError, check, prediction_rows, run_arm
-from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe
+from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe, start_commit
 
 DATA_RECIPE = REPO / "recipes" / "data" / "ablation_mini.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "ablation_mini.yaml"
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     from train.tiny_model import build_tiny_model
 
     args = parse_args(argv)
-    started = time.time()
+    started, git = time.time(), start_commit()
     default_seeds = "1" if args.smoke else ",".join(map(str, SEEDS))
     seeds = [int(s) for s in _csv(args.seeds or default_seeds, what="seeds")]
     arm_names = _csv(args.arms, ARM_NAMES, "arms")
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         else None,
         "data_recipe": str(DATA_RECIPE.relative_to(REPO)),
         "train_recipe": str(TRAIN_RECIPE.relative_to(REPO)),
-        **provenance("benchmarks.ablation_mini", args.argv, started, time.time()),
+        **provenance("benchmarks.ablation_mini", args.argv, started, time.time(), git),
     }
     write_json_atomic(results, summary)
     write_text_atomic(results.with_suffix(".md"), to_markdown(table))

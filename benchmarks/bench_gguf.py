@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.learning.results import REPO, provenance
+from benchmarks.learning.results import REPO, provenance, start_commit
 
 CACHE = REPO / ".cache" / "llama.cpp"
 RESULTS = REPO / "benchmarks" / "results" / "gguf_llama_cpp.json"
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from eval.scoring.metrics import percent
     from train.export.gguf import convert, fetch, gguf_bounds, presize
 
-    started = time.time()
+    started, git = time.time(), start_commit()
     if not (args.model / "config.json").is_file():
         raise BenchError(
             f"{args.model} is not a model folder: run `make demo` first (it trains outputs/reader-demo)"
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "llama_runs_beyond_two": extra_runs,
         **build,
         "disagreements": [i for i in items if not i["same"]][:20],
-        **provenance("benchmarks.bench_gguf", args.argv, started, time.time()),
+        **provenance("benchmarks.bench_gguf", args.argv, started, time.time(), git),
     }
     write_json_atomic(args.results, summary)
     return summary

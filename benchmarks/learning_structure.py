@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning.experiment import Arm, run_arm
-from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe
+from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe, start_commit
 
 DATA_RECIPE = REPO / "recipes" / "data" / "learning_structure.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "learning_structure.yaml"
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from data_prep.io_utils import write_json_atomic
     from train.tiny_model import build_tiny_model
 
-    started = time.time()
+    started, git = time.time(), start_commit()
     out = args.output_dir or REPO / "outputs" / "bench" / (
         "learning_structure_smoke" if args.smoke else "learning_structure"
     )
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "data_recipe": str(DATA_RECIPE.relative_to(REPO)),
         "train_recipe": str(TRAIN_RECIPE.relative_to(REPO)),
         "train_overrides": arm.train_overrides,
-        **provenance("benchmarks.learning_structure", args.argv, started, finished),
+        **provenance("benchmarks.learning_structure", args.argv, started, finished, git),
     }
     results.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(results, summary)

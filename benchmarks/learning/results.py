@@ -38,13 +38,21 @@ def machine() -> dict[str, Any]:
     }
 
 
-def provenance(module: str, argv: list[str], started: float, finished: float) -> dict[str, Any]:
-    """The command (``python -m module argv...``), the commit, the machine and the wall time."""
+def start_commit() -> dict[str, Any]:
+    """The checkout's commit when a benchmark starts (a long run must not record a later one)."""
     from train.run_folder import git_commit
 
+    return git_commit(REPO)
+
+
+def provenance(
+    module: str, argv: list[str], started: float, finished: float, git: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The command (``python -m module argv...``), the commit (``git``: :func:`start_commit` taken
+    when the run started), the machine and the wall time."""
     return {
         "command": " ".join(shlex.quote(a) for a in ["python", "-m", module, *argv]),
-        "git": git_commit(REPO),
+        "git": git or start_commit(),
         "machine": machine(),
         "wall_seconds": round(finished - started, 1),
     }
