@@ -25,6 +25,7 @@ from typing import Any
 
 from benchmarks.learning.experiment import Arm, run_arm
 from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe, start_commit
+from train.tiny_model import SIZES
 
 DATA_RECIPE = REPO / "recipes" / "data" / "learning_structure.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "learning_structure.yaml"
@@ -60,6 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--results", type=Path, default=None, help="results JSON (default: see the module docstring)"
     )
+    parser.add_argument(
+        "--model-size",
+        default=MODEL_SIZE,
+        choices=sorted(SIZES),
+        help="tiny model preset (train.tiny_model --size)",
+    )
     parser.add_argument("--fresh", action="store_true", help="discard earlier data, runs and figures")
     parser.add_argument("--progress", action="store_true", help="progress bars (default: log lines only)")
     parser.add_argument(
@@ -83,10 +90,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     results = args.results or (out / "learning_structure.json" if args.smoke else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    model = out / f"tiny-{MODEL_SIZE}"
+    model = out / f"tiny-{args.model_size}"
     if args.fresh or not (model / "config.json").is_file():
-        print(f"building the {MODEL_SIZE} tiny model (random weights) -> {model}")
-        build_tiny_model(model, size=MODEL_SIZE)
+        print(f"building the {args.model_size} tiny model (random weights) -> {model}")
+        build_tiny_model(model, size=args.model_size)
     recipe = smoke_recipe(DATA_RECIPE, out / "data_recipe.yaml", SMOKE_COUNTS) if args.smoke else DATA_RECIPE
     data_dir = out / "data"
     print(f"rendering the formulas ({recipe}) -> {data_dir}")
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = {
         "benchmark": "learning_structure",
         "smoke": bool(args.smoke),
-        "model_size": MODEL_SIZE,
+        "model_size": args.model_size,
         "heldout": figures["heldout"],
         "control": figures["control"],
         "by_structure": figures["by_structure"],

@@ -112,7 +112,9 @@ def build_tokenizer(vocab_size: int = 640):
 
 
 #: Size presets: ``tiny`` (tests: fastest), ``reader`` (the demo's proof of learning: twice as wide,
-#: enough to learn to read short rendered formulas on a CPU in about two minutes).
+#: enough to learn to read short rendered formulas on a CPU in about two minutes), ``structure``
+#: (4 layers x 256, vision 128 wide: ~3.5x slower a step than ``reader``; an option of
+#: ``make bench-learning``, ``--model-size structure``).
 #: Both keep the text model's head_dim (hidden_size / num_heads) at 32: vLLM's CPU attention refuses
 #: head_dim < 32 ("Unsupported CPU attention configuration: head_dim=16"), so ``tiny`` has 2 query
 #: heads sharing 1 key/value head (grouped-query attention, as in Qwen) rather than 4 of width 16.
