@@ -7,7 +7,7 @@ through ``train.sft`` (``recipes/tiny/learning_structure.yaml``, validating on t
 ``eval_steps`` for the learning curve), then scores the final model through ``eval.evaluate`` on the
 held-out set and on the swapped-image control, by structure (flat, script, fraction, root).
 
-    python -m benchmarks.learning_structure            # the benchmark (~45 min on 2 cores)
+    python -m benchmarks.learning_structure            # the benchmark (~55 min on the 2-core machine)
     python -m benchmarks.learning_structure --smoke    # the same chain, tiny (CI, < 1 min)
 
 Writes ``benchmarks/results/learning_structure.json`` (``--smoke``: under the output folder) and the
