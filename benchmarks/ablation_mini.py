@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.learning.experiment import Arm, ExperimentError, check, prediction_rows, run_arm
-from benchmarks.learning.results import REPO, contamination, provenance, smoke_recipe, start_commit
+from benchmarks.learning.results import (
+    REPO,
+    contamination,
+    provenance,
+    smoke_recipe,
+    start_commit,
+    write_recipe,
+)
 
 DATA_RECIPE = REPO / "recipes" / "data" / "ablation_mini.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "ablation_mini.yaml"
@@ -195,7 +202,7 @@ def build_data(layout: Layout, progress: bool) -> None:
             tasks[task] = {"predictions": [str(mined)]}
         source["tasks"] = tasks
     mined_recipe = out / "data_recipe_mined.yaml"
-    _write_yaml(mined_recipe, data)
+    write_recipe(mined_recipe, data)
     print(f"building the data again with the mined errors ({mined_recipe}) -> {layout.data_mined}")
     check(
         build.main(
@@ -210,14 +217,6 @@ def build_data(layout: Layout, progress: bool) -> None:
         ),
         "building the mined data",
     )
-
-
-def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    import yaml
-
-    from data_prep.io_utils import write_text_atomic
-
-    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def compare_with_main(layout: Layout, seeds: list[int]) -> list[dict[str, Any]]:

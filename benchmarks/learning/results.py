@@ -68,9 +68,6 @@ def contamination(data_dir: Path) -> dict[str, Any]:
 def smoke_recipe(recipe: Path, out: Path, counts: dict[str, int]) -> Path:
     """A copy of data recipe ``recipe`` with the corpus ``count`` of each named source replaced
     (``{"structure_train": 64}``), written to ``out``: the smoke run builds the real recipe, small."""
-    import yaml
-
-    from data_prep.io_utils import write_text_atomic
     from data_prep.recipe_file import read_recipe_mapping
 
     data = read_recipe_mapping(recipe, what="data recipe")
@@ -85,5 +82,14 @@ def smoke_recipe(recipe: Path, out: Path, counts: dict[str, int]) -> Path:
     missing = sorted(set(counts) - seen)
     if missing:
         raise ValueError(f"{recipe}: no source named {missing}")
-    write_text_atomic(out, yaml.safe_dump(data, sort_keys=False))
-    return out
+    return write_recipe(out, data)
+
+
+def write_recipe(path: Path, data: dict[str, Any]) -> Path:
+    """A derived data recipe (a mapping) written as YAML, atomically; returns ``path``."""
+    import yaml
+
+    from data_prep.io_utils import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+    return path
