@@ -255,13 +255,11 @@ def compare_with_main(layout: Layout, seeds: list[int]) -> list[dict[str, Any]]:
             "seeds": sorted(done),
         }
         for key, limit in (("exprate", 0), ("le1", 1)):
-            right = np.array([r.distance is not None and r.distance <= limit for r in pooled])
+            right = np.array([r.within(limit) for r in pooled])
             entry[key] = round(100 * float(right.mean()), 2)
             entry[f"{key}_ci"] = list(bootstrap_ci(right, 10_000, seed=0))
             entry[f"{key}_by_seed"] = {
-                f"seed{s}": round(
-                    100 * float(np.mean([r.distance is not None and r.distance <= limit for r in done[s]])), 2
-                )
+                f"seed{s}": round(100 * float(np.mean([r.within(limit) for r in done[s]])), 2)
                 for s in sorted(done)
             }
         entry["n"] = len(pooled)

@@ -136,7 +136,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m benchmarks.bench_gguf", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
-        "--model", type=Path, default=REPO / "outputs" / "reader-demo", help="a merged model folder"
+        "--model",
+        type=Path,
+        default=REPO / "outputs" / "demo" / "learning" / "model",
+        help="a merged model folder",
     )
     parser.add_argument("--data-dir", type=Path, default=REPO / "outputs" / "data" / "rendered_demo")
     parser.add_argument("--split", default="rendered_heldout")
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     started, git = time.time(), start_commit()
     if not (args.model / "config.json").is_file():
         raise BenchError(
-            f"{args.model} is not a model folder: run `make demo` first (it trains outputs/reader-demo)"
+            f"{args.model} is not a model folder: run `make demo` first (it trains outputs/demo/learning/model)"
         )
     build = build_llama_cpp(args.jobs)
     fetch()

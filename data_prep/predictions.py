@@ -82,6 +82,11 @@ class PredictionRow:
         """Exact match of the whitespace token sequences (the ExpRate criterion)."""
         return is_exact(self.gt, self.pred)
 
+    def within(self, max_distance: int) -> bool:
+        """The prediction is at most ``max_distance`` token edits from the truth (0: ExpRate's exact
+        match; 1, 2: the <=1 and <=2 columns). A row without a distance (a failed item) is not."""
+        return self.distance is not None and self.distance <= max_distance
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.set, self.id)

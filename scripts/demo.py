@@ -4,14 +4,16 @@
 2. prepare data: read the 48 bundled CROHME 2014 bitmaps into a dataset (train part + a held-out
    test set, with the Tree-CoT, counting and error-driven auxiliary tasks),
 3. fine-tune the tiny model on it with the demo recipe,
-4. evaluate the fine-tuned model on the held-out set with the HF backend,
-5. print the ExpRate table and where every artifact is,
-6. prove that the chain learns (``scripts/learning_demo.py``): a wider tiny model fine-tuned on
+4. evaluate the fine-tuned model on the held-out set with the HF backend, print the ExpRate table
+   and where every artifact is,
+5. prove that the chain learns (``scripts/learning_demo.py``): a wider tiny model fine-tuned on
    rendered formulas reads held-out formulas it never saw, and fails on a control whose images are
-   swapped; figures in ``outputs/demo/learning.json``.
+   swapped; figures in ``outputs/demo/learning.json``. It depends on nothing of stages 1-4, so it
+   starts first, in its own process (one torch thread, as every stage), and runs beside them on the
+   second core; its log is ``outputs/demo/learning.log``, shown when stage 4 is done.
 
-On the 37 real handwritten images the tiny model scores near zero: that is expected (stages 1-5 show
-that every stage runs); stage 6 shows that the image reaches the model and decides its answer.
+On the 37 real handwritten images the tiny model scores near zero: that is expected (stages 1-4 show
+that every stage runs); stage 5 shows that the image reaches the model and decides its answer.
 Each stage calls the same entry point a user would (`python -m data_prep.build`, `train.sft`,
 `eval.evaluate`), so the demo exercises the real code paths.
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +38,7 @@ MODEL_DIR = REPO / "outputs" / "tiny-demo"
 EVAL_DIR = REPO / "outputs" / "demo-eval"
 TEST_SET = "crohme2014_sample"
 STAGES = 5
+LEARNING_LOG = REPO / "outputs" / "demo" / "learning.log"
 
 
 def _stage(console, number: int, title: str) -> float:
@@ -49,6 +53,33 @@ def _done(console, started: float, what: str) -> None:
 def _check(code: int | None, stage: str) -> None:
     if code not in (0, None):
         raise SystemExit(f"demo stopped: {stage} failed with exit status {code} (see the messages above)")
+
+
+def start_proof_of_learning(fresh: bool) -> subprocess.Popen:
+    """Stage 5 in its own process (``python -m scripts.learning_demo``), its output to LEARNING_LOG."""
+    LEARNING_LOG.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "scripts.learning_demo"] + (["--fresh"] if fresh else [])
+    with LEARNING_LOG.open("w", encoding="utf-8") as log:
+        return subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+
+
+def follow(console, process: subprocess.Popen, path: Path, poll_seconds: float = 1.0) -> int:
+    """Print ``path`` as ``process`` writes it (from its start) until the process ends; its exit code."""
+    pending = ""
+    with path.open("r", encoding="utf-8", errors="replace") as log:
+        while True:
+            ended = process.poll() is not None  # read after the check, so nothing written is missed
+            pending += log.read()
+            *lines, pending = pending.split("\n")  # a line still being written waits for its end
+            for line in lines:
+                print_plain(console, line)
+            if ended:
+                if pending:
+                    print_plain(console, pending)
+                return process.returncode
+            time.sleep(poll_seconds)
 
 
 def print_plain(console, text: str) -> None:
@@ -69,7 +100,36 @@ def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     started_all = time.perf_counter()
+    learning = start_proof_of_learning(fresh)
+    console.print(
+        f"Stage 5 (the proof of learning) starts now in its own process, beside stages 1-4; its log: "
+        f"{LEARNING_LOG.relative_to(REPO)}"
+    )
+    try:
+        summary = _stages_1_to_4(console, fresh, max_new_tokens)
+    except BaseException:
+        learning.terminate()  # a failed or interrupted demo leaves nothing running
+        learning.wait()
+        raise
 
+    t = _stage(console, 5, "proof of learning: read rendered formulas never seen in training")
+    from scripts import learning_demo
+
+    console.print(f"[dim]{LEARNING_LOG.relative_to(REPO)}, from its start:[/dim]")
+    code = follow(console, learning, LEARNING_LOG)
+    if code != 0:
+        raise SystemExit(f"demo stopped: the proof of learning failed with exit status {code} (see above)")
+    figures = json.loads(learning_demo.LEARNING_JSON.read_text())
+    _done(console, t, f"figures in {learning_demo.LEARNING_JSON.relative_to(REPO)}")
+    console.rule("[bold]Does the model read the image?")
+    print_plain(console, learning_demo.describe(figures))
+    elapsed = time.perf_counter() - started_all
+    console.print(f"\nDemo finished in {elapsed:.0f} s.")
+    summary["learning"] = figures
+    return summary
+
+
+def _stages_1_to_4(console, fresh: bool, max_new_tokens: int) -> dict:
     t = _stage(console, 1, "build the tiny offline Qwen2.5-VL")
     if fresh or not (TINY_MODEL / "config.json").is_file():
         from train.tiny_model import build_tiny_model
@@ -129,22 +189,7 @@ def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
         "data -> fine-tune -> evaluate runs end to end."
     )
     summary_json = EVAL_DIR / "summary.json"
-    summary = json.loads(summary_json.read_text()) if summary_json.is_file() else {}
-
-    t = _stage(console, 5, "proof of learning: read rendered formulas never seen in training")
-    from scripts import learning_demo
-
-    try:
-        figures = learning_demo.prove_learning(fresh=fresh)
-    except learning_demo.DemoStageError as err:
-        raise SystemExit(f"demo stopped: {err}") from None
-    _done(console, t, f"figures in {learning_demo.LEARNING_JSON.relative_to(REPO)}")
-    console.rule("[bold]Does the model read the image?")
-    print_plain(console, learning_demo.describe(figures))
-    elapsed = time.perf_counter() - started_all
-    console.print(f"\nDemo finished in {elapsed:.0f} s.")
-    summary["learning"] = figures
-    return summary
+    return json.loads(summary_json.read_text()) if summary_json.is_file() else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,19 +4,23 @@
 2. render a training corpus and a held-out test set of *new formulas* with the rendering engine
    (``recipes/data/rendered_demo.yaml``: the build holds back every training rendering of a test
    formula and reports how many),
-3. fine-tune through the project's training path (``train.sft``, ``recipes/tiny/reader_demo.yaml``),
-4. evaluate through ``eval.evaluate`` on the held-out set, and on a control: the same items with
+3. fine-tune through the project's training path (``train.sft``, ``recipes/tiny/reader_demo.yaml``)
+   and evaluate through ``eval.evaluate`` on the held-out set and on a control: the same items with
    each image replaced by another item's image (a model that ignores the image scores the same on
-   both; one that reads scores near zero on the control),
-5. write ``outputs/demo/learning.json``: ``{"heldout": {"n", "exprate"}, "control": {"n", "exprate"}}``.
+   both; one that reads scores near zero on the control). Both are one learning experiment
+   (:func:`benchmarks.learning.experiment.run_arm`, the one the learning benchmarks run),
+4. write ``outputs/demo/learning.json``: ``{"heldout": {"n", "exprate", "le1"}, "control": {...},
+   "held_back_renderings"}``.
 
-Every step goes through the entry point a user would call; nothing here scores or trains by itself.
+``python -m scripts.learning_demo [--fresh]`` runs it alone; ``make demo`` runs it in its own
+process beside its first four stages. Every step goes through the entry point a user would call.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +29,16 @@ READER_MODEL = REPO / "artifacts" / "tiny-qwen2.5-vl-reader"
 DATA_RECIPE = REPO / "recipes" / "data" / "rendered_demo.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "reader_demo.yaml"
 DATA_DIR = REPO / "outputs" / "data" / "rendered_demo"
-CONTROL_DIR = REPO / "outputs" / "data" / "rendered_demo_control"
-MODEL_DIR = REPO / "outputs" / "reader-demo"
-EVAL_DIR = REPO / "outputs" / "demo" / "eval"
+#: The experiment's folder: model/ (the fine-tuned reader), eval/, control_data/, figures.json.
+ARM_DIR = REPO / "outputs" / "demo" / "learning"
 LEARNING_JSON = REPO / "outputs" / "demo" / "learning.json"
 HELDOUT = "rendered_heldout"
-CONTROL = "rendered_heldout_control"
+#: Answers are 1-2 symbols: 12 new tokens leave room for a wrong, longer answer to show.
+MAX_NEW_TOKENS = 12
 
 
 class DemoStageError(RuntimeError):
     """A stage of the proof of learning failed (its own messages say why)."""
-
-
-def _check(code: int | None, stage: str) -> None:
-    if code not in (0, None):
-        raise DemoStageError(f"{stage} failed with exit status {code} (see the messages above)")
-
-
-def _scores(eval_dir: Path, name: str) -> dict[str, Any]:
-    summary = json.loads((eval_dir / "summary.json").read_text())
-    scores = summary["sets"][name]
-    return {"n": scores["n"], "exprate": scores["exprate"]}
 
 
 def prove_learning(
@@ -56,65 +49,45 @@ def prove_learning(
     learning_json: Path | None = LEARNING_JSON,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run steps 1-5 of the module docstring; returns the learning figures (also written to
+    """Run steps 1-4 of the module docstring; returns the learning figures (also written to
     ``learning_json``). ``out_root``: put every output under that folder instead (tests)."""
-    reader_model, data_dir, control_dir, model_dir, eval_dir = (
-        READER_MODEL,
-        DATA_DIR,
-        CONTROL_DIR,
-        MODEL_DIR,
-        EVAL_DIR,
-    )
-    if out_root is not None:
-        reader_model, data_dir, control_dir, model_dir, eval_dir = (
-            out_root / "reader-model",
-            out_root / "data",
-            out_root / "control",
-            out_root / "model",
-            out_root / "eval",
-        )
-    if learning_json is not None:
-        learning_json.unlink(missing_ok=True)  # a failed run must not leave an earlier run's figures
+    from benchmarks.learning.experiment import Arm, ExperimentError, run_arm
     from data_prep import build
-    from eval import evaluate
-    from eval.control import ControlError, write_control_split
-    from train import sft
+    from data_prep.io_utils import write_json_atomic
     from train.tiny_model import build_tiny_model
 
+    reader_model, data_dir, arm_dir = READER_MODEL, DATA_DIR, ARM_DIR
+    if out_root is not None:
+        reader_model, data_dir, arm_dir = out_root / "reader-model", out_root / "data", out_root / "learning"
+    if learning_json is not None:
+        learning_json.unlink(missing_ok=True)  # a failed run must not leave an earlier run's figures
     if fresh or not (reader_model / "config.json").is_file():
         build_tiny_model(reader_model, size="reader")
     args = ["--config", str(data_recipe), "--output-dir", str(data_dir)]
     args += (["--fresh"] if fresh else []) + ([] if progress else ["--no-progress"])
-    _check(build.main(args), "rendering the formulas")
-    if fresh:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        shutil.rmtree(eval_dir, ignore_errors=True)
-    train_args = ["--config", str(TRAIN_RECIPE), "--model_name_or_path", str(reader_model)]
-    train_args += ["--dataset_dir", str(data_dir), "--output_dir", str(model_dir), *(train_overrides or [])]
-    _check(sft.main(train_args), "fine-tuning on rendered formulas")
+    if build.main(args) not in (0, None):
+        raise DemoStageError("rendering the formulas failed (see the messages above)")
+    arm = Arm(
+        name="proof of learning",
+        data_dir=data_dir,
+        train_recipe=TRAIN_RECIPE,
+        model=reader_model,
+        out_dir=arm_dir,
+        heldout=HELDOUT,
+        train_overrides=list(train_overrides or []),
+    )
     try:
-        write_control_split(data_dir, HELDOUT, control_dir, CONTROL)
-    except ControlError as err:
+        result = run_arm(arm, max_new_tokens=MAX_NEW_TOKENS, progress=progress, fresh=fresh)
+    except ExperimentError as err:
         raise DemoStageError(str(err)) from None
-    figures: dict[str, Any] = {}
-    for name, folder, out in (
-        (HELDOUT, data_dir, eval_dir / "heldout"),
-        (CONTROL, control_dir, eval_dir / "control"),
-    ):
-        shutil.rmtree(out, ignore_errors=True)  # the control's images change with every build
-        eval_args = [
-            "--model", str(model_dir), "--data-dir", str(folder), "--sets", name, "--backend", "hf",
-            "--batch-size", "32", "--max-new-tokens", "12", "--output-dir", str(out),
-        ]  # fmt: skip
-        if not progress:
-            eval_args.append("--no-progress")
-        _check(evaluate.main(eval_args), f"evaluating {name}")
-        figures["heldout" if name == HELDOUT else "control"] = _scores(out, name)
     report = json.loads((data_dir / "report.json").read_text())
-    figures["held_back_renderings"] = report["contamination"].get("rendered_held_back", 0)
+    figures = {
+        "heldout": result["heldout"],
+        "control": result["control"],
+        "held_back_renderings": report["contamination"].get("rendered_held_back", 0),
+        "model": str(arm.model_dir),
+    }
     if learning_json is not None:
-        from data_prep.io_utils import write_json_atomic
-
         learning_json.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(learning_json, figures)
     return figures
@@ -132,3 +105,26 @@ def describe(figures: dict[str, Any]) -> str:
     if held["exprate"] >= control["exprate"] + 20:
         return text + " Its answers come from the image, not from memorised formulas."
     return text + " That gap is too small to show that it reads the image: the proof of learning failed."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.learning_demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--fresh", action="store_true", help="rebuild the model, data and run")
+    parser.add_argument("--progress", action="store_true", help="progress bars (default: log lines)")
+    args = parser.parse_args(argv)
+    from benchmarks.learning.kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()
+    try:
+        figures = prove_learning(fresh=args.fresh, progress=args.progress)
+    except DemoStageError as err:
+        print(f"proof of learning stopped: {err}", file=sys.stderr)
+        return 1
+    print(describe(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

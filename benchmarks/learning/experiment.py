@@ -74,8 +74,8 @@ def scores(rows: Sequence[Any]) -> dict[str, Any]:
     from eval.scoring.metrics import percent
 
     n = len(rows)
-    exact = sum(r.distance == 0 for r in rows)
-    near = sum(r.distance is not None and r.distance <= 1 for r in rows)
+    exact = sum(r.within(0) for r in rows)
+    near = sum(r.within(1) for r in rows)
     return {"n": n, "exprate": percent(exact, n), "le1": percent(near, n)}
 
 

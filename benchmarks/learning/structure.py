@@ -31,7 +31,7 @@ def exprate_by_structure(rows: Iterable[Any], max_distance: int = 0) -> dict[str
     for row in rows:
         for name in structures(row.gt):
             counts[name][0] += 1
-            counts[name][1] += int(row.distance is not None and row.distance <= max_distance)
+            counts[name][1] += int(row.within(max_distance))
     return {
         name: {"n": n, "exprate": percent(right, n) if n else None} for name, (n, right) in counts.items()
     }

@@ -163,10 +163,6 @@ def _join_key(rows_a: Sequence[PredictionRow], rows_b: Sequence[PredictionRow]):
     return (lambda r: r.id) if single else (lambda r: f"{r.set}/{r.id}")
 
 
-def _within(row: PredictionRow, max_distance: int) -> bool:
-    return row.distance is not None and row.distance <= max_distance
-
-
 def compare_rows(
     rows_a: Sequence[PredictionRow],
     rows_b: Sequence[PredictionRow],
@@ -189,8 +185,8 @@ def compare_rows(
     only_in_a = [k for k in by_a if k not in by_b]
     only_in_b = [k for k in by_b if k not in by_a]
     gt_mismatch = [k for k in shared if by_a[k].gt.split() != by_b[k].gt.split()]
-    correct_a = np.array([_within(by_a[k], max_distance) for k in shared], dtype=bool)
-    correct_b = np.array([_within(by_b[k], max_distance) for k in shared], dtype=bool)
+    correct_a = np.array([by_a[k].within(max_distance) for k in shared], dtype=bool)
+    correct_b = np.array([by_b[k].within(max_distance) for k in shared], dtype=bool)
     only_a = [k for k, ca, cb in zip(shared, correct_a, correct_b) if ca and not cb]
     only_b = [k for k, ca, cb in zip(shared, correct_a, correct_b) if cb and not ca]
 

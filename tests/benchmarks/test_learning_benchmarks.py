@@ -4,11 +4,11 @@ entry points, recipes and engines, a few rows and steps: they check the chain, n
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from benchmarks.learning.structure import exprate_by_structure, structures
+from data_prep.predictions import PredictionRow
 
 
 @pytest.mark.parametrize(
@@ -27,9 +27,9 @@ def test_structures(latex, expected):
 
 def test_exprate_by_structure_counts_a_formula_in_each_of_its_structures():
     rows = [
-        SimpleNamespace(gt="\\frac { x ^ { 2 } } { 3 }", distance=0),
-        SimpleNamespace(gt="\\frac { 1 } { 2 }", distance=1),
-        SimpleNamespace(gt="1 2", distance=0),
+        PredictionRow(id="a", set="s", gt="\\frac { x ^ { 2 } } { 3 }", pred="\\frac { x ^ { 2 } } { 3 }"),
+        PredictionRow(id="b", set="s", gt="\\frac { 1 } { 2 }", pred="\\frac { 1 } { 3 }"),
+        PredictionRow(id="c", set="s", gt="1 2", pred="1 2"),
     ]
     exact = exprate_by_structure(rows)
     assert exact["fraction"] == {"n": 2, "exprate": 50.0}

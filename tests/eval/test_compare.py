@@ -109,3 +109,15 @@ def test_compare_at_distance_one_counts_near_misses_as_right():
     near = compare_rows(a, b, n_resamples=0, max_distance=1)
     assert (exact.exprate_a, exact.exprate_b, exact.only_a_right) == (50.0, 50.0, 0)
     assert (near.exprate_a, near.exprate_b, near.only_a_right, near.only_b_right) == (100.0, 50.0, 1, 0)
+
+
+def test_within_is_the_one_distance_rule_for_exprate_and_its_tolerance_columns():
+    from data_prep.predictions import PredictionRow
+
+    exact = PredictionRow(id="a", set="s", gt="x ^ { 2 }", pred="x ^ { 2 }")
+    one_off = PredictionRow(id="b", set="s", gt="x ^ { 2 }", pred="x ^ { 3 }")
+    failed = PredictionRow(id="c", set="s", gt="x", pred="", error="timeout")
+    failed.distance = None  # a failed item has no distance
+    assert exact.within(0) and exact.within(1)
+    assert not one_off.within(0) and one_off.within(1) and one_off.within(2)
+    assert not failed.within(0) and not failed.within(2)

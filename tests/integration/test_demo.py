@@ -23,6 +23,27 @@ def test_score_table_is_printed_unwrapped_and_without_markup():
     assert note in lines  # the brackets are text, not styles
 
 
+def test_stage_5_log_is_followed_whole_and_in_order_until_its_process_ends(tmp_path):
+    import subprocess
+    import sys
+
+    from scripts.demo import follow
+
+    log_path = tmp_path / "learning.log"
+    script = (
+        "import sys, time\n"
+        "for i in range(5):\n"
+        "    sys.stdout.write(f'line {i} '); sys.stdout.flush(); time.sleep(0.05)\n"
+        "    sys.stdout.write('end\\n'); sys.stdout.flush()\n"
+        "sys.stdout.write('last, no newline'); sys.exit(3)\n"
+    )
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT)
+    console = Console(width=80, record=True, color_system=None)
+    assert follow(console, process, log_path, poll_seconds=0.02) == 3
+    assert console.export_text().splitlines() == [f"line {i} end" for i in range(5)] + ["last, no newline"]
+
+
 def test_control_split_shows_every_item_another_items_image(tmp_path):
     import pyarrow.parquet as pq
 

@@ -64,12 +64,18 @@ def test_training_labels_in_a_batch_equal_each_row_encoded_alone(model_and_proce
     # The collator measures every prompt in one padded call; a row's labels must not depend on
     # the rows beside it (other image sizes, prompts and answers of other lengths).
     _, processor = model_and_processor
-    images = [_sample_image(crohme_sample_dir), Image.new("RGB", (600, 40), "white"), Image.new("L", (60, 90), 0)]
+    images = [
+        _sample_image(crohme_sample_dir),
+        Image.new("RGB", (600, 40), "white"),
+        Image.new("L", (60, 90), 0),
+    ]
     prompts = [MAIN_PROMPT, "Count the symbols: " + MAIN_PROMPT, MAIN_PROMPT]
     answers = ["x ^ { 2 }", "1", "\\frac { a } { b } + 1 2"]
     batch = encode_for_training(processor, images, prompts, answers)
     for row in range(3):
-        alone = encode_for_training(processor, images[row : row + 1], prompts[row : row + 1], answers[row : row + 1])
+        alone = encode_for_training(
+            processor, images[row : row + 1], prompts[row : row + 1], answers[row : row + 1]
+        )
         n = int(alone["attention_mask"].sum())
         assert batch["input_ids"][row, :n].tolist() == alone["input_ids"][0, :n].tolist()
         assert batch["labels"][row, :n].tolist() == alone["labels"][0, :n].tolist()
