@@ -32,9 +32,13 @@ from every finished arm each time (``benchmarks/results/ablation_mini.json``, an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +154,33 @@ class Layout:
             heldout=HELDOUT,
             train_overrides=overrides + (SMOKE_TRAIN if self.smoke else []),
         )
+
+
+DATA_STEP_LOCK = ".data-step.lock"
+
+
+@contextlib.contextmanager
+def data_step(out: Path) -> Iterator[None]:
+    """One process at a time prepares the models and data the arms share. Processes that split the
+    arms (``--seeds``, ``--arms``) wait here for the one preparing them; it leaves them done (each
+    step resumes or skips), and the next goes through without redoing any."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / DATA_STEP_LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            print(f"waiting: {holder} is preparing the shared models and data in {out}", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"ablation-mini process {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_data(layout: Layout, progress: bool) -> None:
@@ -332,10 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(out, args.smoke)
     try:
         if not args.report_only:
-            for seed in sorted(set(seeds) | {SEEDS[0]}):  # the mining trains from seed 1's model
-                if not (layout.model(seed) / "config.json").is_file():
-                    build_tiny_model(layout.model(seed), seed=seed, size=MODEL_SIZE)
-            build_data(layout, args.progress)
+            with data_step(out):
+                for seed in sorted(set(seeds) | {SEEDS[0]}):  # the mining trains from seed 1's model
+                    if not (layout.model(seed) / "config.json").is_file():
+                        build_tiny_model(layout.model(seed), seed=seed, size=MODEL_SIZE)
+                build_data(layout, args.progress)
             for seed in seeds:
                 for spec in ARMS:
                     if spec.name not in arm_names:

@@ -80,3 +80,28 @@ def test_ablation_mini_smoke_runs_every_arm_and_compares_with_main(tmp_path):
     assert mined["splits"]["train"]["rows_by_task"]["error_detection"] > 0
     assert result["missing_arms"] == [f"{a}/seed{s}" for a in ablation_mini.ARM_NAMES for s in (2, 3)]
     assert "| edl_mined |" in (tmp_path / "ablation_mini.md").read_text()
+
+
+def test_ablation_processes_take_turns_preparing_the_shared_data(tmp_path):
+    import threading
+    import time
+
+    from benchmarks.ablation_mini import data_step
+
+    order = []
+    first_inside = threading.Event()
+
+    def first():
+        with data_step(tmp_path):
+            order.append("first in")
+            first_inside.set()
+            time.sleep(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_inside.wait(5)
+    with data_step(tmp_path):  # a separate open file: flock makes this wait for the first
+        order.append("second in")
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
