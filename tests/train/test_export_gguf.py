@@ -117,3 +117,4 @@ def test_presize_gives_llama_cpp_the_image_the_hf_processor_sees(merged_bf16, tm
     original = image_processor(images=[prepare_image(Image.open(source), bounds)], return_tensors="pt")
     presized = image_processor(images=[Image.open(tmp_path / "pre.png")], return_tensors="pt")
     assert presized["image_grid_thw"].tolist() == original["image_grid_thw"].tolist()
+    assert (presized["pixel_values"] == original["pixel_values"]).all()  # the same pixels, lossless

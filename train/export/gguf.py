@@ -315,20 +315,18 @@ def run(source, output_dir: Path, options) -> Path:
 
 
 def presize(image_path: str | Path, output: str | Path, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """The image exactly as the HF processor sees it (``prepare_image`` within the bounds, then
-    Qwen's own rounding to multiples of 28), saved as PNG: llama.cpp then has nothing left to
-    resize. Returns (width, height)."""
+    """The image exactly as the HF processor sees it (``prepare_image`` within the bounds, which
+    ends on Qwen's 28-px grid), saved as PNG: llama.cpp then has nothing left to resize.
+    Returns (width, height)."""
     from PIL import Image
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
     from data_prep.contract import ImageBounds, prepare_image
 
     prepared = prepare_image(
         Image.open(image_path), ImageBounds(min_pixels=min_pixels, max_pixels=max_pixels)
     )
-    height, width = smart_resize(prepared.height, prepared.width, 28, min_pixels, max_pixels)
-    prepared.resize((width, height), Image.Resampling.BICUBIC).save(output, format="PNG")
-    return width, height
+    prepared.save(output, format="PNG")
+    return prepared.size
 
 
 def image_token_bounds(min_pixels: int, max_pixels: int) -> tuple[int, int]:
