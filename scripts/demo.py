@@ -107,16 +107,15 @@ def run(fresh: bool = False, max_new_tokens: int = 48) -> dict:
     )
     try:
         summary = _stages_1_to_4(console, fresh, max_new_tokens)
+        t = _stage(console, 5, "proof of learning: read rendered formulas never seen in training")
+        console.print(f"[dim]{LEARNING_LOG.relative_to(REPO)}, from its start:[/dim]")
+        code = follow(console, learning, LEARNING_LOG)
     except BaseException:
         learning.terminate()  # a failed or interrupted demo leaves nothing running
         learning.wait()
         raise
-
-    t = _stage(console, 5, "proof of learning: read rendered formulas never seen in training")
     from scripts import learning_demo
 
-    console.print(f"[dim]{LEARNING_LOG.relative_to(REPO)}, from its start:[/dim]")
-    code = follow(console, learning, LEARNING_LOG)
     if code != 0:
         raise SystemExit(f"demo stopped: the proof of learning failed with exit status {code} (see above)")
     figures = json.loads(learning_demo.LEARNING_JSON.read_text())

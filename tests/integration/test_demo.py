@@ -79,3 +79,32 @@ def test_the_tiny_model_reads_new_formulas_and_fails_without_their_image(tmp_pat
     assert figures["held_back_renderings"] > 0  # the test formulas were kept out of training
     assert control["exprate"] <= 5
     assert held["exprate"] >= control["exprate"] + CI_MARGIN, figures
+
+
+@pytest.mark.parametrize("fails_in", ["stages 1-4", "following stage 5"])
+def test_a_failed_or_interrupted_demo_leaves_no_stage_5_process(monkeypatch, fails_in):
+    import subprocess
+    import sys
+
+    from scripts import demo
+
+    started = []
+
+    def start(fresh):
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return started[-1]
+
+    def stages(console, fresh, max_new_tokens):
+        if fails_in == "stages 1-4":
+            raise SystemExit("demo stopped: fine-tuning failed")
+        return {}
+
+    def follow(console, process, path, poll_seconds=1.0):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "start_proof_of_learning", start)
+    monkeypatch.setattr(demo, "_stages_1_to_4", stages)
+    monkeypatch.setattr(demo, "follow", follow)
+    with pytest.raises(SystemExit if fails_in == "stages 1-4" else KeyboardInterrupt):
+        demo.run()
+    assert started and started[0].poll() is not None  # terminated and reaped, not left running
