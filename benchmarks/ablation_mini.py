@@ -32,13 +32,9 @@ from every finished arm each time (``benchmarks/results/ablation_mini.json``, an
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import fcntl
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,31 +152,14 @@ class Layout:
         )
 
 
-DATA_STEP_LOCK = ".data-step.lock"
-
-
-@contextlib.contextmanager
-def data_step(out: Path) -> Iterator[None]:
+def data_step(out: Path):
     """One process at a time prepares the models and data the arms share. Processes that split the
-    arms (``--seeds``, ``--arms``) wait here for the one preparing them; it leaves them done (each
-    step resumes or skips), and the next goes through without redoing any."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / DATA_STEP_LOCK, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            print(f"waiting: {holder} is preparing the shared models and data in {out}", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"ablation-mini process {os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    arms (``--seeds``, ``--arms``) wait here for the one preparing them (its output folder's lock,
+    :func:`data_prep.output_lock.output_lock`); it leaves them done (each step resumes or skips),
+    and the next goes through without redoing any."""
+    from data_prep.output_lock import output_lock
+
+    return output_lock(out, what="preparation of the ablation's shared models and data", wait=True)
 
 
 def build_data(layout: Layout, progress: bool) -> None:

@@ -68,9 +68,10 @@ def describe_holder(holder: dict[str, Any] | None) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(folder: str | Path, what: str = "writer") -> Iterator[Path]:
+def output_lock(folder: str | Path, what: str = "writer", wait: bool = False) -> Iterator[Path]:
     """Hold ``folder``'s exclusive lock for the block; :class:`OutputLocked` (one line naming the
-    holder) when another process holds it. Yields the lock file's path.
+    holder) when another process holds it, or, with ``wait``, say who holds it and wait for it.
+    Yields the lock file's path.
 
     Not re-entrant within a process: nest it and the inner call is refused like any other writer.
     """
@@ -83,10 +84,14 @@ def output_lock(folder: str | Path, what: str = "writer") -> Iterator[Path]:
     try:
         file_lock.acquire()
     except Timeout:
-        raise OutputLocked(
-            f"{folder} is in use by {describe_holder(read_holder(folder))}: one {what} at a time per "
-            "output folder; wait for it to finish or give another output folder"
-        ) from None
+        holder = describe_holder(read_holder(folder))
+        if not wait:
+            raise OutputLocked(
+                f"{folder} is in use by {holder}: one {what} at a time per "
+                "output folder; wait for it to finish or give another output folder"
+            ) from None
+        print(f"waiting: {folder} is in use by {holder}", file=sys.stderr, flush=True)
+        file_lock.acquire(timeout=-1)
     try:
         holder = {
             "what": what,
