@@ -32,7 +32,7 @@ TRAIN_RECIPE = REPO / "recipes" / "tiny" / "learning_structure.yaml"
 HELDOUT = "structure_heldout"
 RESULTS = REPO / "benchmarks" / "results" / "learning_structure.json"
 #: The model size the benchmark trains (``python -m train.tiny_model --size``).
-MODEL_SIZE = "reader"
+MODEL_SIZE = "structure"
 #: A dozen renderings decide no reject fraction: the smoke build tolerates any.
 SMOKE_BUILD = ["--max-reject-fraction", "1"]
 SMOKE_COUNTS = {"structure_train": 48, HELDOUT: 12}
