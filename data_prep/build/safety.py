@@ -52,6 +52,12 @@ def source_paths(recipe: DataRecipe) -> list[tuple[str, Path]]:
                     paths.append(
                         (f"source {spec.name!r} (corpus.{kind})", path if path.is_absolute() else root / path)
                     )
+            bank = spec.options.get("ink_bank")  # the InkML folder of renderer: ink
+            if isinstance(bank, str) and bank:
+                path = Path(bank)
+                paths.append(
+                    (f"source {spec.name!r} (ink_bank)", path if path.is_absolute() else root / path)
+                )
             continue
         paths.append((f"source {spec.name!r} (root)", root))
         for key in PATH_OPTIONS:

@@ -2,7 +2,9 @@
 
 Parsed with defusedxml (no DTDs, no entity expansion, no external entities). Only the
 ``<annotation>`` elements that are direct children of ``<ink>`` describe the whole expression;
-the ones inside ``<traceGroup>`` label single symbols and are ignored here.
+the ones inside ``<traceGroup>`` label single symbols: they are kept apart, as
+:class:`TraceGroup` (the symbol segmentation of CROHME training files, which
+:mod:`data_prep.render.ink_bank` collects into a bank of handwritten symbols).
 """
 
 from __future__ import annotations
@@ -30,12 +32,29 @@ class InkmlError(ReasonError):
     """An InkML file that cannot be used; ``reason`` is a short fixed reject reason."""
 
 
+@dataclasses.dataclass(frozen=True)
+class TraceGroup:
+    """One innermost ``<traceGroup>``: a symbol's ``truth`` label (``None``: none given) and the
+    ``traceDataRef`` ids of its strokes, as written (they may name no trace: the caller checks)."""
+
+    id: str
+    label: str | None
+    refs: tuple[str, ...]
+
+
 @dataclasses.dataclass
 class InkmlDocument:
-    """Strokes as lists of ``(x, y)`` points, and the expression-level annotations by type."""
+    """Strokes as lists of ``(x, y)`` points, and the expression-level annotations by type.
+
+    ``trace_ids``: a trace's ``id`` -> its index in ``traces`` (traces without an id, or without
+    points, are not there); ``groups``: the innermost trace groups (symbol segmentation), in file
+    order; empty when the file has none.
+    """
 
     traces: list[list[tuple[float, float]]]
     annotations: dict[str, str]
+    trace_ids: dict[str, int] = dataclasses.field(default_factory=dict)
+    groups: list[TraceGroup] = dataclasses.field(default_factory=list)
 
 
 def _local(tag: str) -> str:
@@ -83,14 +102,35 @@ def parse_inkml(path: str | Path) -> InkmlDocument:
             kind = child.get("type", "")
             annotations.setdefault(kind, (child.text or "").strip())
     traces = []
+    trace_ids: dict[str, int] = {}
+    groups: list[TraceGroup] = []
     for element in root.iter():
-        if _local(element.tag) == "trace":
+        tag = _local(element.tag)
+        if tag == "trace":
             points = parse_trace(element.text or "")
             if points:
+                if element.get("id") is not None:
+                    trace_ids.setdefault(element.get("id"), len(traces))
                 traces.append(points)
+        elif tag == "traceGroup" and not any(_local(c.tag) == "traceGroup" for c in element):
+            groups.append(_trace_group(element, len(groups)))
     if not traces:
         raise InkmlError("no_traces", "the file has no strokes")
-    return InkmlDocument(traces=traces, annotations=annotations)
+    return InkmlDocument(traces=traces, annotations=annotations, trace_ids=trace_ids, groups=groups)
+
+
+def _trace_group(element: Any, position: int) -> TraceGroup:
+    """An innermost ``<traceGroup>`` (its ``xml:id``, else ``#position`` among them)."""
+    group_id = next((v for k, v in element.attrib.items() if _local(k) == "id"), None)
+    label = None
+    refs = []
+    for child in element:
+        tag = _local(child.tag)
+        if tag == "annotation" and child.get("type") == "truth" and label is None:
+            label = (child.text or "").strip()
+        elif tag == "traceView":
+            refs.append(child.get("traceDataRef", ""))
+    return TraceGroup(group_id or f"#{position}", label, tuple(refs))
 
 
 # --------------------------------------------------------------------------- #

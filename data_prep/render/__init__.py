@@ -6,6 +6,9 @@ Modules: :mod:`~data_prep.render.generator` (random well-formed formulas over th
 looks), :mod:`~data_prep.render.renderers` (mathtext, real LaTeX), :mod:`~data_prep.render.augment`
 (albumentations), :mod:`~data_prep.render.engine` (one checked rendering);
 :mod:`~data_prep.render.inkml` draws online strokes (InkML) like the CROHME bitmaps and
-:mod:`~data_prep.render.inkml_compare` measures how alike they are. The ``synthetic`` source
+:mod:`~data_prep.render.inkml_compare` measures how alike they are;
+:mod:`~data_prep.render.ink_bank`, :mod:`~data_prep.render.ink_tree`,
+:mod:`~data_prep.render.ink_layout` and :mod:`~data_prep.render.ink_draw` compose a formula from
+handwritten CROHME symbols (the ``ink`` renderer). The ``synthetic`` source
 (:mod:`data_prep.readers.synthetic`) puts them into a data recipe.
 """

@@ -9,12 +9,16 @@ sources, and a resumed build never renders what its finished shards hold.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from data_prep.render.augment import augment
 from data_prep.render.renderers import RenderError, check_ink, get_renderer
 from data_prep.render.style import RenderStyle
+
+if TYPE_CHECKING:
+    from data_prep.render.ink_layout import InkComposition
 
 _RENDERERS: dict[str, object] = {}
 
@@ -25,21 +29,31 @@ def _renderer(name: str):
     return _RENDERERS[name]
 
 
+def _draw(latex: str, style: RenderStyle, renderer: str, ink: InkComposition | None) -> Image.Image:
+    drawer = _renderer(renderer)
+    return drawer.render(latex, style, ink) if renderer == "ink" else drawer.render(latex, style)
+
+
 def render(
-    latex: str, style: RenderStyle, renderer: str = "mathtext", canvas: tuple[int, int] | None = None
+    latex: str,
+    style: RenderStyle,
+    renderer: str = "mathtext",
+    canvas: tuple[int, int] | None = None,
+    ink: InkComposition | None = None,
 ) -> Image.Image:
     """``latex`` (answer format) drawn in ``style``, augmented when the style says so, then checked.
 
     ``canvas`` (width, height): place the drawing left-aligned (``padding`` from the left edge) on a
     page of that fixed size (so every image has the same token grid); one that does not fit is
-    ``clipped``. Raises :class:`RenderError` (reasons
+    ``clipped``. ``ink``: the composed handwriting the ``ink`` renderer draws
+    (:func:`data_prep.render.ink_layout.compose_formula`). Raises :class:`RenderError` (reasons
     ``unsupported``, ``blank``, ``clipped``, ``failed``, ``unavailable``).
     """
     if canvas is None:
-        image = _renderer(renderer).render(latex, style)
+        image = _draw(latex, style, renderer, ink)
     else:
         # On a fixed page the padding is the left margin; the drawing is centred vertically.
-        image = _renderer(renderer).render(latex, dataclasses.replace(style, padding=0))
+        image = _draw(latex, dataclasses.replace(style, padding=0), renderer, ink)
         width, height = canvas
         if image.width + 2 * style.padding > width or image.height + 2 > height:
             raise RenderError(
@@ -63,6 +77,7 @@ class RenderJob:
     style: RenderStyle
     renderer: str = "mathtext"
     canvas: tuple[int, int] | None = None
+    ink: InkComposition | None = None  # the ``ink`` renderer's composed handwriting
 
     def __call__(self) -> Image.Image:
-        return render(self.latex, self.style, self.renderer, self.canvas)
+        return render(self.latex, self.style, self.renderer, self.canvas, self.ink)

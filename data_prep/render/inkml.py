@@ -37,21 +37,26 @@ class RenderOptions:
     antialias: bool = False
     #: Longest side allowed (after padding); larger renders are scaled down to fit.
     max_side: int = 2048
+    #: Pixels per coordinate unit, instead of the mean stroke height's scale (strokes already laid
+    #: out to size: :mod:`data_prep.render.ink_draw`).
+    scale: float | None = None
 
 
 DEFAULT_RENDER = RenderOptions()
 
 
 def _scale_for(traces: Sequence[Trace], options: RenderOptions) -> float:
-    heights = [max(p[1] for p in t) - min(p[1] for p in t) for t in traces]
-    mean_height = statistics.fmean(heights)
     xs = [p[0] for t in traces for p in t]
     ys = [p[1] for t in traces for p in t]
     extent = max(max(xs) - min(xs), max(ys) - min(ys))
-    if mean_height <= 0:
-        # Only dots or perfectly flat strokes: fall back to the whole extent.
-        mean_height = extent or 1.0
-    scale = options.stroke_height / mean_height
+    if options.scale is not None:
+        scale = options.scale
+    else:
+        mean_height = statistics.fmean(max(p[1] for p in t) - min(p[1] for p in t) for t in traces)
+        if mean_height <= 0:
+            # Only dots or perfectly flat strokes: fall back to the whole extent.
+            mean_height = extent or 1.0
+        scale = options.stroke_height / mean_height
     room = options.max_side - 2 * options.padding - options.line_width - 2  # the +1 and rounding below
     if extent * scale > room:
         scale = room / extent

@@ -4,6 +4,10 @@
   sets (``dejavusans dejavuserif cm stix stixsans``); no environments (``\\begin{array}`` ...).
 * ``latex``: real LaTeX through ``latex`` + ``dvipng`` (Debian's TeX Live), used when both are on
   PATH; :func:`available_renderers` says which are there and why not.
+* ``ink``: real handwriting, the formula composed from the segmented symbols of CROHME InkML files
+  (:mod:`data_prep.render.ink_bank`, :mod:`~data_prep.render.ink_layout`,
+  :mod:`~data_prep.render.ink_draw`); its one font set is ``ink``, and it draws the composition a
+  reader laid out (``RenderJob.ink``), not the LaTeX alone.
 
 Every renderer raises :class:`RenderError` with a short fixed ``reason`` (``unsupported``,
 ``blank``, ``clipped``, ``failed``); the caller counts it, never keeps the image.
@@ -181,7 +185,29 @@ class LatexRenderer:
         return compose(self.coverage(latex, style), style)
 
 
-RENDERERS = {"mathtext": MathtextRenderer, "latex": LatexRenderer}
+class InkRenderer:
+    """Handwritten symbols composed into the formula (laid out when the record was read)."""
+
+    name = "ink"
+    fontsets = ("ink",)
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        return True, "handwritten symbols from CROHME InkML (an ink bank folder per recipe)"
+
+    def render(self, latex: str, style: RenderStyle, ink=None) -> Image.Image:
+        from data_prep.render.ink_draw import draw_composition
+
+        if ink is None:
+            raise RenderError("unsupported", "the ink renderer draws a composed formula (RenderJob.ink)")
+        if ink.latex != latex:
+            raise RenderError("failed", f"the composition is of {ink.latex!r}, not {latex!r}")
+        if style.fontset not in self.fontsets:
+            raise RenderError("unsupported", f"the ink renderer has no font set {style.fontset!r}")
+        return draw_composition(ink, style)
+
+
+RENDERERS = {"mathtext": MathtextRenderer, "latex": LatexRenderer, "ink": InkRenderer}
 
 
 def available_renderers() -> dict[str, tuple[bool, str]]:
