@@ -30,12 +30,14 @@ from train.tiny_model import SIZES
 DATA_RECIPE = REPO / "recipes" / "data" / "learning_structure.yaml"
 TRAIN_RECIPE = REPO / "recipes" / "tiny" / "learning_structure.yaml"
 HELDOUT = "structure_heldout"
+#: Formulas composed from the bundled CROHME InkML files' handwritten symbols, scored apart.
+INK_HELDOUT = "ink_heldout"
 RESULTS = REPO / "benchmarks" / "results" / "learning_structure.json"
 #: The model size the benchmark trains (``python -m train.tiny_model --size``).
 MODEL_SIZE = "structure"
 #: A dozen renderings decide no reject fraction: the smoke build tolerates any.
 SMOKE_BUILD = ["--max-reject-fraction", "1"]
-SMOKE_COUNTS = {"structure_train": 48, HELDOUT: 12}
+SMOKE_COUNTS = {"structure_train": 48, HELDOUT: 12, "ink_train": 12, INK_HELDOUT: 6}
 SMOKE_TRAIN = [
     "--max_steps",
     "6",
@@ -108,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model=model,
         out_dir=out / "run",
         heldout=HELDOUT,
+        extra_sets=[INK_HELDOUT],
         train_overrides=(SMOKE_TRAIN if args.smoke else []) + list(args.train_overrides),
     )
     print("fine-tuning and scoring (held-out formulas, then the swapped-image control)")
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "heldout": figures["heldout"],
         "control": figures["control"],
         "by_structure": figures["by_structure"],
+        "handwritten": figures["extra"][INK_HELDOUT],
         "learning_curve": figures["learning_curve"],
         "contamination": contamination(data_dir),
         "data_recipe": str(DATA_RECIPE.relative_to(REPO)),
@@ -146,6 +150,8 @@ def describe(summary: dict[str, Any]) -> str:
     for name, figure in summary["by_structure"].items():
         if figure["n"]:
             parts.append(f"{name} {figure['exprate']:.2f} (n={figure['n']})")
+    ink = summary["handwritten"]
+    parts.append(f"handwritten (real CROHME strokes) {ink['exprate']:.2f} (n={ink['n']}, <=1 {ink['le1']:.2f})")
     return "; ".join(parts)
 
 

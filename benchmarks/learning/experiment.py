@@ -42,6 +42,8 @@ class Arm:
     out_dir: Path
     heldout: str
     train_overrides: list[str] = field(default_factory=list)
+    #: Further held-out splits of ``data_dir``, each scored on its own (no control of their own).
+    extra_sets: list[str] = field(default_factory=list)
 
     @property
     def model_dir(self) -> Path:
@@ -58,7 +60,8 @@ class Arm:
             "train_overrides": list(self.train_overrides),
             "model": str(self.model),
             "data": {
-                split: read_split_fingerprint(self.data_dir, split) for split in ("train", self.heldout)
+                split: read_split_fingerprint(self.data_dir, split)
+                for split in ("train", self.heldout, *self.extra_sets)
             },
         }
 
@@ -100,7 +103,8 @@ def run_arm(
     arm: Arm, max_new_tokens: int = 48, progress: bool = False, fresh: bool = False
 ) -> dict[str, Any]:
     """Train ``arm`` (resuming its run folder), score it on the held-out split and its control, write
-    and return its figures: ``heldout``/``control`` scores, ``by_structure``, the training log."""
+    and return its figures: ``heldout``/``control`` scores, ``by_structure``, the training log, and
+    ``extra`` (scores and ``by_structure`` of each of ``arm.extra_sets``) when it has any."""
     from data_prep.io_utils import write_json_atomic
     from eval.control import write_control_split
     from train import sft
@@ -135,11 +139,16 @@ def run_arm(
         max_new_tokens,
         progress,
     )
+    extra = {}
+    for split in arm.extra_sets:
+        rows = evaluate(arm.model_dir, arm.data_dir, split, arm.out_dir / "eval" / split, max_new_tokens, progress)
+        extra[split] = {**scores(rows), "by_structure": exprate_by_structure(rows)}
     figures = {
         "arm": arm.name,
         "heldout": scores(heldout),
         "control": scores(control),
         "by_structure": exprate_by_structure(heldout),
+        **({"extra": extra} if extra else {}),
         "learning_curve": learning_curve(arm.model_dir),
         "inputs": inputs,
     }
