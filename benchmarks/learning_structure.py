@@ -151,7 +151,9 @@ def describe(summary: dict[str, Any]) -> str:
         if figure["n"]:
             parts.append(f"{name} {figure['exprate']:.2f} (n={figure['n']})")
     ink = summary["handwritten"]
-    parts.append(f"handwritten (real CROHME strokes) {ink['exprate']:.2f} (n={ink['n']}, <=1 {ink['le1']:.2f})")
+    parts.append(
+        f"handwritten (real CROHME strokes) {ink['exprate']:.2f} (n={ink['n']}, <=1 {ink['le1']:.2f})"
+    )
     return "; ".join(parts)
 
 

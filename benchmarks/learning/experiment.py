@@ -141,7 +141,9 @@ def run_arm(
     )
     extra = {}
     for split in arm.extra_sets:
-        rows = evaluate(arm.model_dir, arm.data_dir, split, arm.out_dir / "eval" / split, max_new_tokens, progress)
+        rows = evaluate(
+            arm.model_dir, arm.data_dir, split, arm.out_dir / "eval" / split, max_new_tokens, progress
+        )
         extra[split] = {**scores(rows), "by_structure": exprate_by_structure(rows)}
     figures = {
         "arm": arm.name,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.learning.structure import exprate_by_structure, structures
+from benchmarks.learning.structure import STRUCTURES, exprate_by_structure, structures
 from data_prep.predictions import PredictionRow
 
 
@@ -50,6 +50,11 @@ def test_bench_learning_smoke_writes_the_promised_figures(tmp_path):
         assert result[part]["n"] == 12 and 0 <= result[part]["exprate"] <= 100
     assert set(result["by_structure"]) == {"flat", "script", "fraction", "root"}
     assert sum(v["n"] for v in result["by_structure"].values()) >= 12
+    # Formulas written in the bundled CROHME strokes, scored apart from the printed ones.
+    ink = result["handwritten"]
+    assert ink["n"] == 6 and 0 <= ink["exprate"] <= 100 and set(ink["by_structure"]) == set(STRUCTURES)
+    images = list((tmp_path / "run" / "eval" / "ink_heldout" / "images" / "ink_heldout").glob("*.png"))
+    assert images, "the handwritten set's evaluation wrote no images"
     assert [p["step"] for p in result["learning_curve"]] == [3, 6]  # validated while training
     assert "rendered_held_back" in result["contamination"]
     assert result["git"]["commit"] and result["machine"]["cores"] >= 1 and "--smoke" in result["command"]
