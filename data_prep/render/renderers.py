@@ -196,7 +196,7 @@ class InkRenderer:
         return True, "handwritten symbols from CROHME InkML (an ink bank folder per recipe)"
 
     def render(self, latex: str, style: RenderStyle, ink=None) -> Image.Image:
-        from data_prep.render.ink_draw import draw_composition
+        from data_prep.render.ink_draw import ink_coverage
 
         if ink is None:
             raise RenderError("unsupported", "the ink renderer draws a composed formula (RenderJob.ink)")
@@ -204,7 +204,11 @@ class InkRenderer:
             raise RenderError("failed", f"the composition is of {ink.latex!r}, not {latex!r}")
         if style.fontset not in self.fontsets:
             raise RenderError("unsupported", f"the ink renderer has no font set {style.fontset!r}")
-        return draw_composition(ink, style)
+        try:
+            coverage = ink_coverage(ink, style)
+        except ValueError as err:
+            raise RenderError("blank", str(err)) from None
+        return compose(coverage, style)
 
 
 RENDERERS = {"mathtext": MathtextRenderer, "latex": LatexRenderer, "ink": InkRenderer}
