@@ -5,9 +5,11 @@ learning_structure.yaml``: 1-6 symbols, four font sets, augmentation; the held-o
 appear in training, which the build's contamination report counts), fine-tunes a tiny Qwen2.5-VL
 through ``train.sft`` (``recipes/tiny/learning_structure.yaml``, validating on the held-out set every
 ``eval_steps`` for the learning curve), then scores the final model through ``eval.evaluate`` on the
-held-out set and on the swapped-image control, by structure (flat, script, fraction, root).
+held-out set and on the swapped-image control, by structure (flat, script, fraction, root), and on
+held-out formulas written in real CROHME handwriting (composed from the bundled InkML files'
+symbols, ``renderer: ink``), reported as ``handwritten``.
 
-    python -m benchmarks.learning_structure            # the benchmark (~55 min on the 2-core machine)
+    python -m benchmarks.learning_structure            # the benchmark (~70 min on the 2-core machine)
     python -m benchmarks.learning_structure --smoke    # the same chain, tiny (CI, < 1 min)
 
 Writes ``benchmarks/results/learning_structure.json`` (``--smoke``: under the output folder) and the
