@@ -82,6 +82,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark in its output folder, which one run holds at a time (a second is refused)."""
+    from data_prep.output_lock import output_lock
+
+    out = args.output_dir or REPO / "outputs" / "bench" / (
+        "learning_structure_smoke" if args.smoke else "learning_structure"
+    )
+    with output_lock(out, what="bench-learning run"):
+        return run_in(args, out)
+
+
+def run_in(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from benchmarks.learning.experiment import check
     from benchmarks.learning.plot import plot_learning_curve
     from data_prep import build
@@ -89,9 +100,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from train.tiny_model import build_tiny_model
 
     started, git = time.time(), start_commit()
-    out = args.output_dir or REPO / "outputs" / "bench" / (
-        "learning_structure_smoke" if args.smoke else "learning_structure"
-    )
     results = args.results or (out / "learning_structure.json" if args.smoke else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     model = out / f"tiny-{args.model_size}"
@@ -164,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
 
     pin_cpu_kernels()
     from benchmarks.learning.experiment import ExperimentError
+    from data_prep.output_lock import OutputLocked
 
     args = parse_args(argv)
     try:
         summary = run(args)
-    except ExperimentError as err:
+    except (ExperimentError, OutputLocked) as err:
         print(f"bench-learning: {err}")
         return 1
     print("bench-learning: " + describe(summary))

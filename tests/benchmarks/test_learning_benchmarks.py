@@ -110,3 +110,13 @@ def test_ablation_processes_take_turns_preparing_the_shared_data(tmp_path):
         order.append("second in")
     thread.join()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_bench_learning_refuses_a_folder_another_run_holds(tmp_path, capsys):
+    from benchmarks import learning_structure
+    from data_prep.output_lock import output_lock
+
+    with output_lock(tmp_path / "bench", what="first run"):
+        assert learning_structure.main(["--smoke", "--output-dir", str(tmp_path / "bench")]) == 1
+    assert "one bench-learning run at a time" in capsys.readouterr().out
+    assert not (tmp_path / "bench" / "data").exists()  # nothing was built beside the holder
