@@ -9,7 +9,8 @@
         renderings: 2              # images per formula
         renderer: mathtext         # or latex (latex + dvipng on PATH), or ink (below)
         style: {fontsets: [cm, stix], font_size: [18, 24], augment: 0.5}
-        canvas: [168, 32]          # optional fixed page size
+        canvas: [168, 32]          # optional fixed page size (style fit: 2 draws each formula as
+                                   # large as the page allows, at most twice its sampled size)
         seed: 0
 
 ``renderer: ink`` with ``ink_bank: FOLDER`` (relative to ``root``) writes the formulas in real
@@ -81,6 +82,8 @@ def read(
         if not (isinstance(canvas, (list, tuple)) and len(canvas) == 2 and min(canvas) > 0):
             raise ValueError(f"synthetic: 'canvas' is [width, height] in pixels, got {canvas!r}")
         page = (int(canvas[0]), int(canvas[1]))
+    elif space.fit > 1:
+        raise ValueError("synthetic: style 'fit' scales a drawing to a fixed page: give 'canvas' too")
     cursor, rejects = start_reading(cursor, rejects)
     for formula_id, latex in iter_corpus(corpus, Path(root), SOURCE, rejects):
         for k in range(int(renderings)):

@@ -34,6 +34,28 @@ def _draw(latex: str, style: RenderStyle, renderer: str, ink: InkComposition | N
     return drawer.render(latex, style, ink) if renderer == "ink" else drawer.render(latex, style)
 
 
+def _fit(
+    image: Image.Image,
+    latex: str,
+    style: RenderStyle,
+    renderer: str,
+    ink: InkComposition | None,
+    room: tuple[int, int],
+) -> Image.Image:
+    """``image`` redrawn as large as ``room`` allows, at most ``style.fit`` times (``fit`` below)."""
+    scale = min(style.fit, room[0] / image.width, room[1] / image.height)
+    if scale <= 1:
+        return image  # already fills the page, or does not fit (then ``clipped``)
+    larger = dataclasses.replace(style, padding=0, font_size=round(style.font_size * scale, 2))
+    image = _draw(latex, larger, renderer, ink)
+    # Drawn size is not exactly linear in font size (whole-pixel dpi, pen widths): shrink an overshoot.
+    shrink = min(1.0, room[0] / image.width, room[1] / image.height)
+    if shrink < 1:
+        size = (max(1, int(image.width * shrink)), max(1, int(image.height * shrink)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image
+
+
 def render(
     latex: str,
     style: RenderStyle,
@@ -45,7 +67,8 @@ def render(
 
     ``canvas`` (width, height): place the drawing left-aligned (``padding`` from the left edge) on a
     page of that fixed size (so every image has the same token grid); one that does not fit is
-    ``clipped``. ``ink``: the composed handwriting the ``ink`` renderer draws
+    ``clipped``. With ``style.fit`` > 1 the drawing is redrawn as large as the page allows, at most
+    ``fit`` times its sampled size (one that does not fit at its sampled size is still ``clipped``). ``ink``: the composed handwriting the ``ink`` renderer draws
     (:func:`data_prep.render.ink_layout.compose_formula`). Raises :class:`RenderError` (reasons
     ``unsupported``, ``blank``, ``clipped``, ``failed``, ``unavailable``).
     """
@@ -55,6 +78,8 @@ def render(
         # On a fixed page the padding is the left margin; the drawing is centred vertically.
         image = _draw(latex, dataclasses.replace(style, padding=0), renderer, ink)
         width, height = canvas
+        if style.fit > 1:
+            image = _fit(image, latex, style, renderer, ink, (width - 2 * style.padding, height - 2))
         if image.width + 2 * style.padding > width or image.height + 2 > height:
             raise RenderError(
                 "clipped",

@@ -27,9 +27,13 @@ class RenderStyle:
     ink: int  # grey level of the ink, dark
     paper: int  # grey level of the page, light
     augment_seed: int | None = None  # None: no augmentation
+    fit: float = 1.0  # on a fixed page: drawn up to this many times larger, as the page allows
 
     def to_meta(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        meta = dataclasses.asdict(self)
+        if self.fit == 1.0:  # the default: records built before ``fit`` existed stay identical
+            del meta["fit"]
+        return meta
 
 
 def _range(value: Any, where: str, cast=float) -> tuple:
@@ -55,6 +59,10 @@ class StyleSpace:
     ink: tuple[int, int] = (0, 60)
     paper: tuple[int, int] = (225, 255)
     augment: float = 0.5  # share of renderings augmented
+    # On a fixed page (``canvas``), each formula is redrawn as large as the page allows, up to this
+    # factor: short formulas leave most of a fixed page empty, and their scripts and fraction parts
+    # would otherwise be a few pixels tall. 1: drawn at ``font_size`` as sampled.
+    fit: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.fontsets:
@@ -67,6 +75,8 @@ class StyleSpace:
             raise StyleError("font_size must be positive and padding non-negative")
         if not 0 <= self.augment <= 1:
             raise StyleError("augment is the share of renderings augmented, between 0 and 1")
+        if self.fit < 1:
+            raise StyleError(f"fit is the largest up-scaling on a fixed page, at least 1, got {self.fit}")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> StyleSpace:
@@ -78,7 +88,9 @@ class StyleSpace:
         for key, value in options.items():
             if key == "fontsets":
                 values[key] = (value,) if isinstance(value, str) else tuple(value)
-            elif key == "augment":
+            elif key in ("augment", "fit"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise StyleError(f"{key}: expected a number, got {value!r}")
                 values[key] = float(value)
             elif key == "font_size":
                 values[key] = _range(value, key)
@@ -96,4 +108,5 @@ class StyleSpace:
             ink=rng.randint(*self.ink),
             paper=rng.randint(*self.paper),
             augment_seed=rng.randrange(2**31) if rng.random() < self.augment else None,
+            fit=self.fit,
         )
