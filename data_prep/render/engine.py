@@ -79,7 +79,11 @@ def render(
         image = _draw(latex, dataclasses.replace(style, padding=0), renderer, ink)
         width, height = canvas
         if style.fit > 1:
-            image = _fit(image, latex, style, renderer, ink, (width - 2 * style.padding, height - 2))
+            # An augmented page keeps a margin: its 3-degree rotation moves a page-wide drawing's
+            # ends ~4 px up or down, which would otherwise put ink on the border (``clipped``).
+            margin = 2 if style.augment_seed is None else 10
+            room = (width - 2 * style.padding, height - margin)
+            image = _fit(image, latex, style, renderer, ink, room)
         if image.width + 2 * style.padding > width or image.height + 2 > height:
             raise RenderError(
                 "clipped",
