@@ -4,6 +4,7 @@ error for a symbol the bank lacks, and a small data build whose parquet shards H
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -170,6 +171,19 @@ def test_canvas_clipping_and_augmentation_apply_as_for_mathtext(bank):
     assert changed >= 3
     with pytest.raises(RenderError, match="composed formula"):
         render(latex, STYLE, "ink")  # the ink renderer draws a composition, not bare LaTeX
+
+
+def test_fit_draws_handwriting_as_large_as_the_page_allows(bank):
+    latex = r"\frac { 2 a } { 3 }"
+    ink = compose_formula(latex, bank, 0, "k")
+    heights = []
+    for fit in (1.0, 2.0):
+        page = np.asarray(
+            render(latex, dataclasses.replace(STYLE, font_size=12, fit=fit), "ink", canvas=(168, 56), ink=ink)
+        )
+        rows = np.nonzero((page < 128).any(axis=1))[0]
+        heights.append(rows.max() - rows.min() + 1)
+    assert heights[1] > 1.3 * heights[0] and heights[1] <= 54
 
 
 def test_missing_symbols_fail_in_one_clear_line(bank, tmp_path):

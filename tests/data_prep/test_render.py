@@ -3,7 +3,9 @@ of dark ink on a light page out, failures counted with their reason, test formul
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from data_prep.build import build_dataset
 from data_prep.build.recipe import parse_recipe
 from data_prep.dataset import load_split
 from data_prep.latex import tokenize_latex
+from data_prep.readers.synthetic import read as read_synthetic
 from data_prep.rejects import Rejects
 from data_prep.render.corpus import iter_corpus
 from data_prep.render.engine import RenderJob, render
@@ -189,3 +192,46 @@ def test_synthetic_render_failures_are_counted_with_reason(tmp_path):
     assert sorted(load_split(out, "train")["answer"]) == ["a + b", "c"]
     rejected = json.loads((out / "report.json").read_text())["splits"]["train"]
     assert "render_unsupported" in json.dumps(rejected)
+
+
+def _ink_box(page) -> tuple[int, int, int, int]:
+    rows, cols = np.nonzero(np.asarray(page) < 128)
+    return cols.min(), rows.min(), cols.max() + 1, rows.max() + 1
+
+
+def test_fit_draws_a_formula_as_large_as_the_page_allows():
+    latex = r"\frac { 3 a } { 8 x }"
+    plain = render(latex, STYLE, canvas=(168, 56))
+    fitted = render(latex, dataclasses.replace(STYLE, fit=2.0), canvas=(168, 56))
+    assert fitted.size == plain.size == (168, 56)
+    x0, y0, x1, y1 = _ink_box(plain)
+    fx0, fy0, fx1, fy1 = _ink_box(fitted)
+    assert fy1 - fy0 > 1.3 * (y1 - y0)  # the fraction's parts drawn larger
+    assert fy1 - fy0 <= 56 - 2 and abs(fx0 - x0) <= 2  # within the page, at the same left margin
+    # At most `fit` times: a short flat formula is capped, not blown up to the page height.
+    short_plain, short = (
+        _ink_box(render("1", dataclasses.replace(STYLE, fit=f), canvas=(168, 56))) for f in (1.0, 1.5)
+    )
+    assert (short[3] - short[1]) <= 1.5 * (short_plain[3] - short_plain[1]) + 2
+    # A drawing already too wide for the page is still refused, not shrunk.
+    with pytest.raises(RenderError) as err:
+        render(r"x + y + z", dataclasses.replace(STYLE, fit=2.0), canvas=(20, 20))
+    assert err.value.reason == "clipped"
+    # An augmented page keeps a margin for its rotation: no ink on its border.
+    space = StyleSpace(fontsets=("dejavusans",), font_size=(18.0, 18.0), augment=1.0, fit=2.0)
+    for key in range(6):
+        look = space.sample(1, f"k{key}")
+        assert look.fit == 2.0 and look.augment_seed is not None
+        render(r"9 _ { 7 + } 6 3 ^ { y }", look, canvas=(168, 56))  # raises ``clipped`` if it touched
+
+
+def test_fit_is_recorded_only_when_used_and_needs_a_page():
+    assert "fit" not in STYLE.to_meta()  # records built before `fit` existed keep their meta
+    assert dataclasses.replace(STYLE, fit=2.0).to_meta()["fit"] == 2.0
+    with pytest.raises(ValueError, match="at least 1"):
+        StyleSpace.from_options({"fit": 0.5})
+    with pytest.raises(ValueError, match="expected a number"):
+        StyleSpace.from_options({"fit": [1, 2]})
+    corpus = {"generator": {"symbols": ["1", "2"], "max_symbols": 2}, "count": 2}
+    with pytest.raises(ValueError, match="give 'canvas'"):
+        list(read_synthetic(Path("."), "train", Rejects(log=False), corpus=corpus, style={"fit": 2}))
