@@ -82,6 +82,7 @@ def smoke_recipe(recipe: Path, out: Path, counts: dict[str, int]) -> Path:
     missing = sorted(set(counts) - seen)
     if missing:
         raise ValueError(f"{recipe}: no source named {missing}")
+    data["num_proc"] = 1  # a few rows: worker start-up would cost more than it saves
     return write_recipe(out, data)
 
 
