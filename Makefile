@@ -194,7 +194,7 @@ bench-eval: $(STAMP)  ## Evaluation throughput, HF vs vLLM
 bench-gguf: $(STAMP) $(LLAMA_CPP)  ## GGUF through llama.cpp (built once from the PyPI sdist, ~11 min) vs HF on held-out images (after make demo)
 	$(PY) -m benchmarks.bench_gguf $(ARGS)
 
-bench-learning: $(STAMP)  ## Structure learned on the CPU: tiny model on printed and handwritten scripts/fractions/roots (~70 min; ARGS=--smoke: <1 min)
+bench-learning: $(STAMP)  ## Structure learned on the CPU: tiny model on printed and handwritten scripts/fractions/roots (~45 min; ARGS=--smoke: <1 min)
 	$(PY) -m benchmarks.learning_structure $(ARGS)
 
 ablation-mini: $(STAMP)  ## Uni-MuMER's ablation in miniature: 6 arms x 3 seeds vs main-only (~2 h on 2 cores; ARGS="--seeds 2" splits it; --smoke)

@@ -9,7 +9,7 @@ held-out set and on the swapped-image control, by structure (flat, script, fract
 held-out formulas written in real CROHME handwriting (composed from the bundled InkML files'
 symbols, ``renderer: ink``), reported as ``handwritten``.
 
-    python -m benchmarks.learning_structure            # the benchmark (~70 min on the 2-core machine)
+    python -m benchmarks.learning_structure            # the benchmark (~45 min on the 2-core machine)
     python -m benchmarks.learning_structure --smoke    # the same chain, tiny (CI, < 1 min)
 
 Writes ``benchmarks/results/learning_structure.json`` (``--smoke``: under the output folder) and the
