@@ -68,7 +68,8 @@ def render(
     ``canvas`` (width, height): place the drawing left-aligned (``padding`` from the left edge) on a
     page of that fixed size (so every image has the same token grid); one that does not fit is
     ``clipped``. With ``style.fit`` > 1 the drawing is redrawn as large as the page allows, at most
-    ``fit`` times its sampled size (one that does not fit at its sampled size is still ``clipped``). ``ink``: the composed handwriting the ``ink`` renderer draws
+    ``fit`` times its sampled size (one that does not fit at its sampled size is still ``clipped``).
+    ``ink``: the composed handwriting the ``ink`` renderer draws
     (:func:`data_prep.render.ink_layout.compose_formula`). Raises :class:`RenderError` (reasons
     ``unsupported``, ``blank``, ``clipped``, ``failed``, ``unavailable``).
     """
